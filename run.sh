@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# avjax's one entry script: creates and reuses a virtual environment, installs what is
+# missing, then runs the job.
+#   ./run.sh demo            train AVOL-Net (demo variant) on the embedded dataset, then evaluate
+#   ./run.sh test [ARGS]     the test suite (pytest ARGS)
+#   ./run.sh train ARGS      python -m avjax.main ARGS
+#   ./run.sh bench [ARGS]    python -m avjax.bench ARGS
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${AVJAX_VENV:-.venv}"
+PY="$VENV/bin/python"
+
+ensure_env() {
+  local stamp="$VENV/.avjax-installed" want
+  want="$(cat setup.cfg pyproject.toml run.sh | sha256sum | cut -c1-16)"
+  if [ ! -x "$PY" ]; then
+    echo "Creating the virtual environment in $VENV ..."
+    python3 -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing avjax and its dependencies into $VENV (first run only) ..."
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -e ".[dev]"
+    # tinysoundfont renders the embedded dataset's instrument sounds; its pyaudio dependency
+    # is for playback only and does not build, so it is installed without dependencies.
+    "$PY" -m pip install -q --no-deps "tinysoundfont>=0.3,<1"
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd="${1:-help}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)
+    ensure_env
+    workdir="${AVJAX_WORKDIR:-workdirs/avol_demo}"
+    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" "$@"
+    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=eval "$@"
+    ;;
+  test)
+    ensure_env
+    "$PY" -m pytest "$@"
+    ;;
+  train)
+    ensure_env
+    "$PY" -m avjax.main "$@"
+    ;;
+  bench)
+    ensure_env
+    "$PY" -m avjax.bench "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh demo|test|train|bench [ARGS...]" >&2
+    exit 2
+    ;;
+esac

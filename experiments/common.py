@@ -1,0 +1,60 @@
+"""The settings every experiment shares, and the sizes of the `demo` and `tiny` variants.
+
+An experiment file sets only what differs (the head, the strides) on top of `base_config`.
+"""
+
+import ml_collections
+
+from avjax.evaluate.config import default_eval_config
+from data_pipeline.config import default_data_config
+
+VARIANTS = ("paper", "demo", "tiny")
+
+
+def base_config(head: str, variant: str) -> ml_collections.ConfigDict:
+  """Paper-size settings, then the variant's reductions."""
+  config = ml_collections.ConfigDict()
+  config.experiment = f"{head}:{variant}"
+  config.seed = 0
+  config.model = ml_collections.ConfigDict(dict(
+      name=head, width=1.0, vision_stride=2, audio_stride=2, embed_dim=128,
+      dtype="float32"))  # "bfloat16" computes the towers in bf16 (params stay f32)
+  config.data = default_data_config()
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=256,             # global batch; per_device_batch_size > 0 overrides it
+      per_device_batch_size=0,    # [OtS]: 128 per GPU on 16 GPUs
+      num_steps=200_000,
+      learning_rate=1e-4,
+      warmup_steps=1000,
+      weight_decay=1e-5,
+      decay_rate=0.94,            # x0.94 ...
+      decay_every_steps=16_000,   # ... every 16 epochs ([OtS])
+      grad_clip_norm=0.0,         # 0 = no clipping
+      log_every_steps=50,
+      checkpoint_every_steps=2000,
+      keep_checkpoints=3,
+  ))
+  config.eval = default_eval_config()
+  config.eval.every_steps = 10_000
+
+  if variant == "demo":
+    config.model.width = 0.25
+    config.data.update(dict(
+        sample_rate=16000, n_fft=256, win_length=160, hop_length=160, spec_frames=100,
+        resize_size=128, image_size=112))
+    config.train.update(dict(
+        batch_size=32, num_steps=1500, learning_rate=1e-3, warmup_steps=100,
+        decay_every_steps=500, log_every_steps=25, checkpoint_every_steps=250))
+    config.eval.every_steps = 500
+    config.eval.batch_size = 64
+  elif variant == "tiny":
+    config.model.width = 1 / 16
+    config.data.update(dict(
+        sample_rate=8000, n_fft=128, win_length=80, hop_length=160, spec_frames=50,
+        resize_size=40, image_size=32, max_clips=48, num_workers=0))
+    config.train.update(dict(
+        batch_size=8, num_steps=4, learning_rate=1e-3, warmup_steps=2,
+        decay_every_steps=100, log_every_steps=1, checkpoint_every_steps=2))
+    config.eval.every_steps = 1000
+    config.eval.batch_size = 16
+  return config

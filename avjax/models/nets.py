@@ -1,0 +1,73 @@
+"""The three nets: a vision tower, an audio tower and one head, behind one output dict.
+
+Inputs: image uint8 [B, S, S, 3] (normalised here, so the export needs no separate
+preprocessing) and audio float32 [B, F, T, 1] (a log-magnitude spectrogram).
+Output keys: logit, image_features, audio_features, and per head image_embedding,
+audio_embedding (AVE, AVOL), loc_map and loc_logits (AVOL).
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from avjax.models import heads as heads_lib
+from avjax.models import towers
+
+HEADS = {"l3": heads_lib.L3Head, "ave": heads_lib.AVEHead, "avol": heads_lib.AVOLHead}
+
+# ImageNet-style statistics of uint8 RGB; fixed so an exported net needs nothing else.
+IMAGE_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGE_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def normalise_image(image: jnp.ndarray) -> jnp.ndarray:
+  return (image.astype(jnp.float32) - jnp.array(IMAGE_MEAN)) / jnp.array(IMAGE_STD)
+
+
+class AVNet(nn.Module):
+  """Two towers and one head.
+
+  Attributes:
+    head: "l3", "ave" or "avol".
+    width: channel multiplier of both towers (1.0 = the papers' 64-128-256-512).
+    vision_stride / audio_stride: stride of each tower's conv1_1.
+    embed_dim: size of the joint embedding (AVE, AVOL).
+    dtype: computation dtype of the towers.
+  """
+  head: str = "avol"
+  width: float = 1.0
+  vision_stride: int = 2
+  audio_stride: int = 2
+  embed_dim: int = 128
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    widths = towers.scaled_widths(self.width)
+    self.vision_tower = towers.ConvTower(widths, self.vision_stride, self.dtype)
+    self.audio_tower = towers.ConvTower(widths, self.audio_stride, self.dtype)
+    self.head_module = HEADS[self.head](self.embed_dim)
+
+  def __call__(self, image: jnp.ndarray, audio: jnp.ndarray, train: bool = False) -> dict:
+    vision = self.vision_tower(normalise_image(image), train)
+    sound = self.audio_tower(audio, train)
+    out = dict(self.head_module(vision, sound))
+    out["image_features"] = vision["pooled"].astype(jnp.float32)
+    out["audio_features"] = sound["pooled"].astype(jnp.float32)
+    return out
+
+  def embed_image(self, image: jnp.ndarray) -> jnp.ndarray:
+    """The image's joint embedding (tower features for L3-Net, which has no joint space)."""
+    return self.head_module.embed_image(self.vision_tower(normalise_image(image), False))
+
+  def embed_audio(self, audio: jnp.ndarray) -> jnp.ndarray:
+    """The sound's joint embedding (tower features for L3-Net)."""
+    return self.head_module.embed_audio(self.audio_tower(audio, False))
+
+
+def build_model(model_cfg: ml_collections.ConfigDict) -> AVNet:
+  """The net named by config.model."""
+  return AVNet(head=model_cfg.name, width=model_cfg.width,
+               vision_stride=model_cfg.vision_stride, audio_stride=model_cfg.audio_stride,
+               embed_dim=model_cfg.embed_dim, dtype=jnp.dtype(model_cfg.dtype))

@@ -1,0 +1,85 @@
+"""The clip table: one row per usable clip, the currency between indexing and sampling.
+
+Every dataset format (a folder of videos, VGGSound, AudioSet, Kinetics, Flickr-SoundNet,
+VGG-SS, the embedded dataset) is read into a list of `Clip`s; the Grain pipeline only ever
+sees `Clip`s. Boxes are normalised to [0, 1] of the full frame as (x0, y0, x1, y1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional, Sequence
+
+Box = tuple[float, float, float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  """One video (or one still image with its sound) that training and evaluation can use.
+
+  Attributes:
+    path: video file, or an image file when the frame and the audio are separate files.
+    audio_path: file holding the audio track; equal to `path` for videos.
+    duration: seconds of usable media (the shorter of the audio and video streams).
+    fps: video frame rate; None for a still image (every time maps to the one frame).
+    audio_rate: sample rate of the audio stream in the file.
+    audio_channels: channel count of the audio stream in the file.
+    labels: class names (possibly several, as in AudioSet); empty when unlabelled.
+    split: "train", "val" or "test".
+    start: offset in seconds of the clip inside the file (AudioSet/VGGSound segments).
+    target_boxes: per video frame, the box of the sounding object (may be empty).
+    distractor_boxes: per distractor, per video frame, its box (may be empty).
+    clip_id: a stable name for the clip, unique in its table.
+  """
+  path: str
+  audio_path: str
+  duration: float
+  fps: Optional[float]
+  audio_rate: int
+  audio_channels: int
+  labels: tuple[str, ...] = ()
+  split: str = "train"
+  start: float = 0.0
+  target_boxes: tuple[Box, ...] = ()
+  distractor_boxes: tuple[tuple[Box, ...], ...] = ()
+  clip_id: str = ""
+
+  @property
+  def label(self) -> Optional[str]:
+    """The first label, or None when the clip is unlabelled."""
+    return self.labels[0] if self.labels else None
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self))
+
+  @classmethod
+  def from_json(cls, line: str) -> "Clip":
+    row = json.loads(line)
+    row["labels"] = tuple(row.get("labels", ()))
+    row["target_boxes"] = tuple(tuple(b) for b in row.get("target_boxes", ()))
+    row["distractor_boxes"] = tuple(
+        tuple(tuple(b) for b in track) for track in row.get("distractor_boxes", ()))
+    return cls(**row)
+
+
+def save_clips(path: str, clips: Sequence[Clip]) -> None:
+  """Writes a clip table as JSON lines."""
+  with open(path, "w") as f:
+    for clip in clips:
+      f.write(clip.to_json() + "\n")
+
+
+def load_clips(path: str) -> list[Clip]:
+  """Reads a clip table written by `save_clips`."""
+  with open(path) as f:
+    return [Clip.from_json(line) for line in f if line.strip()]
+
+
+def class_names(clips: Sequence[Clip]) -> list[str]:
+  """Sorted class names over all clips (the class index used by probes and retrieval)."""
+  return sorted({label for clip in clips for label in clip.labels})
+
+
+class DataError(ValueError):
+  """A problem with the user's data or data flags; its message is one clear line for the user."""

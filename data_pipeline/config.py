@@ -1,0 +1,36 @@
+"""Default settings of the data pipeline; experiments override fields of this ConfigDict."""
+
+import ml_collections
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """The paper-size data settings (Objects that Sound: 224^2 frames, 257x200 spectrograms)."""
+  return ml_collections.ConfigDict(dict(
+      root="",              # "" -> the embedded dataset (built on first use)
+      format="",            # "" -> detected from the files under root
+      cache_dir="",         # "" -> $AVJAX_DATA or ~/.cache/avjax
+      max_clips=0,          # 0 -> all clips; small variants cap the train split
+      # Audio: 1 s at sample_rate -> log-magnitude STFT, freq x time.
+      sample_rate=48000,
+      audio_seconds=1.0,
+      n_fft=512,
+      win_length=480,
+      hop_length=240,
+      spec_frames=200,
+      log_eps=1e-7,
+      # Image: resize to resize_size, crop image_size.
+      resize_size=256,
+      image_size=224,
+      # Pair sampling.
+      frame_grid=True,      # audio centres on multiples of 1/fps (False: the shortcut control)
+      jitter_seconds=0.0,   # L3: audio vs frame offset up to this many seconds
+      # Augmentation (train only).
+      augment=True,
+      flip=True,
+      brightness=0.2,
+      saturation=0.2,
+      gain=0.1,
+      # Workers and guards.
+      num_workers=2,
+      per_file_timeout_s=20.0,
+  ))

@@ -1,0 +1,242 @@
+"""Reads one frame at a time t and a window of audio around t from media files, by seeking.
+
+Videos (mp4, webm, mkv, avi, mov, ... with H.264, VP9, AAC, Opus, MP3, PCM, ...) are read with
+PyAV; still images (jpg, png, ...) with OpenCV; audio files (wav, flac, ogg, mp3, m4a) also
+with PyAV. Times are seconds on the file's own timeline (the stream timestamps). Nothing
+decodes a whole file: frames and audio are found by seeking to the nearest key frame before t.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import time
+
+import av
+import cv2
+import numpy as np
+from scipy import signal as sp_signal
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus")
+# Seek this far before the wanted time so that decoders settle (AAC priming, MP3 reservoir).
+_AUDIO_PREROLL_S = 0.25
+# Samples kept each side of an audio window so resampling filters see real context.
+_RESAMPLE_MARGIN_S = 0.05
+# Frames are never wider/taller than this (a guard against absurd or corrupt headers).
+_MAX_SIDE = 8192
+
+
+class DecodeError(Exception):
+  """A media file could not be read; the message says why."""
+
+
+def is_image(path: str) -> bool:
+  return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _check_file(path: str) -> None:
+  """Fails fast on paths that would make the demuxer block or guess (FIFOs, empty files)."""
+  try:
+    st = os.stat(path)
+  except OSError as e:
+    raise DecodeError(f"cannot open: {e.strerror or e}") from None
+  if not stat.S_ISREG(st.st_mode):
+    raise DecodeError("not a regular file")
+  if st.st_size == 0:
+    raise DecodeError("empty file")
+  if not os.access(path, os.R_OK):
+    raise DecodeError("cannot open: permission denied")
+
+
+def _open(path: str, timeout_s: float):
+  _check_file(path)
+  try:
+    return av.open(path, timeout=timeout_s)
+  except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+    raise DecodeError(f"not a media file ({_reason(e)})") from None
+
+
+def _reason(e: BaseException) -> str:
+  return str(getattr(e, "strerror", None) or e).strip().splitlines()[0][:200] or type(e).__name__
+
+
+def _stream_time(stream, pts) -> float | None:
+  return None if pts is None else float(pts * stream.time_base)
+
+
+def read_image(path: str) -> np.ndarray:
+  """An image file as HxWx3 uint8 RGB."""
+  _check_file(path)
+  image = cv2.imread(path, cv2.IMREAD_COLOR)
+  if image is None:
+    raise DecodeError("not a readable image")
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_frame(path: str, t: float, *, timeout_s: float = 20.0) -> np.ndarray:
+  """The video frame shown at time t: the last frame with timestamp <= t, HxWx3 uint8 RGB.
+
+  Times before the first frame give the first frame, times after the last give the last.
+  Image files return the image whatever t is.
+
+  Raises:
+    DecodeError: the file has no decodable video stream, or decoding ran past timeout_s.
+  """
+  return read_frame_with_time(path, t, timeout_s=timeout_s)[0]
+
+
+def read_frame_with_time(path: str, t: float, *,
+                         timeout_s: float = 20.0) -> tuple[np.ndarray, float]:
+  """Like `read_frame`, also giving the returned frame's timestamp (0 for images)."""
+  if is_image(path):
+    return read_image(path), 0.0
+  deadline = time.monotonic() + timeout_s
+  with _open(path, timeout_s) as container:
+    if not container.streams.video:
+      raise DecodeError("no video stream")
+    stream = container.streams.video[0]
+    if max(stream.codec_context.width, stream.codec_context.height) > _MAX_SIDE:
+      raise DecodeError(f"frame size {stream.codec_context.width}x{stream.codec_context.height}"
+                        " too large")
+    frame = _frame_at(container, stream, t, deadline, seek=True)
+    if frame is None:
+      # Some containers (e.g. unindexed avi/webm) seek past t: decode from the start instead.
+      container.seek(0)
+      frame = _frame_at(container, stream, t, deadline, seek=False)
+    if frame is None:
+      raise DecodeError("no decodable video frame")
+    return frame.to_ndarray(format="rgb24"), _stream_time(stream, frame.pts) or 0.0
+
+
+def _frame_at(container, stream, t, deadline, seek):
+  """Decodes forward to the frame at t; None when the seek landed after t or nothing decoded."""
+  if seek and t > 0:
+    try:
+      container.seek(max(0, int(t / stream.time_base)), stream=stream, backward=True,
+                     any_frame=False)
+    except av.FFmpegError:
+      container.seek(0)
+  previous = None
+  first = True
+  try:
+    for frame in container.decode(stream):
+      if time.monotonic() > deadline:
+        raise DecodeError("video decoding timed out")
+      ft = _stream_time(stream, frame.pts)
+      if ft is not None and ft > t + 1e-6:
+        if previous is not None:
+          return previous
+        if first and seek and t > 0:
+          return None  # landed after t
+        return frame  # t before the first frame
+      previous, first = frame, False
+  except av.FFmpegError as e:
+    if previous is None:
+      raise DecodeError(f"video decoding failed ({_reason(e)})") from None
+  return previous
+
+
+def read_audio(path: str, center_t: float, duration: float, sample_rate: int, *,
+               timeout_s: float = 20.0) -> np.ndarray:
+  """`duration` seconds of mono audio centred on center_t, resampled to sample_rate.
+
+  Returns float32 [round(duration * sample_rate)]; channels are averaged; samples outside the
+  file are zeros.
+
+  Raises:
+    DecodeError: the file has no decodable audio stream, or decoding ran past timeout_s.
+  """
+  n_out = int(round(duration * sample_rate))
+  margin = int(math.ceil(_RESAMPLE_MARGIN_S * sample_rate))
+  # Output sample m sits at time start + m / sample_rate; margin samples kept each side.
+  start = center_t - duration / 2 - margin / sample_rate
+  stop = start + (n_out + 2 * margin) / sample_rate
+  deadline = time.monotonic() + timeout_s
+  with _open(path, timeout_s) as container:
+    if not container.streams.audio:
+      raise DecodeError("no audio stream")
+    stream = container.streams.audio[0]
+    src_rate = stream.codec_context.sample_rate or stream.rate
+    if not src_rate:
+      raise DecodeError("audio stream has no sample rate")
+    n_src = int(math.ceil((stop - start) * src_rate)) + 1
+    buffer = np.zeros(n_src, np.float32)
+    _fill(container, stream, buffer, start, stop, src_rate, deadline)
+  if src_rate == sample_rate:
+    out = buffer
+  else:
+    g = math.gcd(int(src_rate), int(sample_rate))
+    out = sp_signal.resample_poly(buffer, sample_rate // g, int(src_rate) // g).astype(np.float32)
+  out = out[margin:margin + n_out]
+  if out.shape[0] < n_out:
+    out = np.pad(out, (0, n_out - out.shape[0]))
+  return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
+  """Decodes the audio covering [start, stop) into buffer (sample k at start + k / src_rate)."""
+  if start - _AUDIO_PREROLL_S > 0:
+    try:
+      container.seek(int((start - _AUDIO_PREROLL_S) / stream.time_base), stream=stream,
+                     backward=True)
+    except av.FFmpegError:
+      container.seek(0)
+  decoded_any = False
+  next_time = None
+  try:
+    for frame in container.decode(stream):
+      if time.monotonic() > deadline:
+        raise DecodeError("audio decoding timed out")
+      ft = _stream_time(stream, frame.pts)
+      if ft is None:
+        ft = next_time if next_time is not None else 0.0
+      next_time = ft + frame.samples / src_rate
+      decoded_any = True
+      if next_time <= start:
+        continue
+      if ft >= stop:
+        break
+      samples = frame.to_ndarray()
+      if samples.dtype.kind in "iu":
+        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+      channels = len(frame.layout.channels)
+      if not frame.format.is_planar:
+        samples = samples.reshape(-1, channels).T
+      mono = samples.reshape(channels, -1).astype(np.float32).mean(axis=0)
+      offset = int(round((ft - start) * src_rate))
+      lo, hi = max(0, offset), min(buffer.shape[0], offset + mono.shape[0])
+      if hi > lo:
+        buffer[lo:hi] = mono[lo - offset:hi - offset]
+  except av.FFmpegError as e:
+    if not decoded_any:
+      raise DecodeError(f"audio decoding failed ({_reason(e)})") from None
+  if not decoded_any and start < 0 < stop:
+    raise DecodeError("no decodable audio")
+
+
+def media_info(path: str, *, timeout_s: float = 20.0) -> dict:
+  """Stream facts from the headers (no decoding): duration, fps, size, audio rate/channels."""
+  with _open(path, timeout_s) as container:
+    info = dict(duration=None, fps=None, width=0, height=0, audio_rate=0, audio_channels=0,
+                has_video=bool(container.streams.video), has_audio=bool(container.streams.audio))
+    durations = []
+    if container.streams.video:
+      v = container.streams.video[0]
+      rate = v.average_rate or v.guessed_rate or v.base_rate
+      info["fps"] = float(rate) if rate else None
+      info["width"], info["height"] = v.codec_context.width, v.codec_context.height
+      if v.duration:
+        durations.append(float(v.duration * v.time_base))
+    if container.streams.audio:
+      a = container.streams.audio[0]
+      info["audio_rate"] = int(a.codec_context.sample_rate or a.rate or 0)
+      info["audio_channels"] = int(a.codec_context.channels or 0)
+      if a.duration:
+        durations.append(float(a.duration * a.time_base))
+    if durations:
+      info["duration"] = min(durations)
+    elif container.duration:
+      info["duration"] = container.duration / av.time_base
+    return info

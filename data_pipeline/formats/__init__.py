@@ -1,0 +1,44 @@
+"""Readers of dataset metadata formats, and detection of the format from the files in a root.
+
+Each module has `detect(root) -> bool` and `read(root) -> common.Listing`. Detection tries the
+most specific layouts first; a plain folder of videos is the fallback.
+"""
+
+from __future__ import annotations
+
+from data_pipeline.formats import audioset
+from data_pipeline.formats import common
+from data_pipeline.formats import embedded
+from data_pipeline.formats import flickr
+from data_pipeline.formats import folder
+from data_pipeline.formats import kinetics
+from data_pipeline.formats import vggsound
+from data_pipeline.formats import vggss
+
+# In detection order: the first whose detect() is true is used.
+READERS = {
+    "embedded": embedded,
+    "vggss": vggss,
+    "flickr": flickr,
+    "audioset": audioset,
+    "kinetics": kinetics,
+    "vggsound": vggsound,
+    "folder": folder,
+}
+ALIASES = {"flickr-soundnet": "flickr", "flickr_soundnet": "flickr", "soundnet": "flickr",
+           "vgg-ss": "vggss", "vgg_ss": "vggss", "videos": "folder", "kinetics400": "kinetics",
+           "kinetics-400": "kinetics", "vgg-sound": "vggsound"}
+
+
+def canonical(name: str) -> str:
+  """The reader name for a user's format string ("" stays "")."""
+  name = name.strip().lower()
+  return ALIASES.get(name, name)
+
+
+def detect(root: str) -> str:
+  """The first format whose files are present under root, or "" when none is."""
+  for name, module in READERS.items():
+    if module.detect(root):
+      return name
+  return ""

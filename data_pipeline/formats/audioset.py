@@ -1,0 +1,82 @@
+"""AudioSet segment CSVs: three `#` lines, then `YTID, start_seconds, end_seconds, "mid1,mid2"`.
+
+`class_labels_indices.csv` (index, mid, display_name), when present, turns label ids into
+names; `ontology.json`, when present, is returned as a dict keyed by id (for retrieval
+relevance). The split comes from the CSV name: eval -> test, otherwise train.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from data_pipeline.formats import common
+
+
+def _csv_files(root: str) -> list[str]:
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if name.lower().endswith(".csv") and os.path.isfile(path):
+      try:
+        with open(path, encoding="utf-8-sig") as f:
+          head = [f.readline() for _ in range(3)]
+      except (OSError, UnicodeDecodeError):
+        continue
+      if head[0].startswith("#") and any("YTID" in line for line in head):
+        found.append(path)
+  return found
+
+
+def detect(root: str) -> bool:
+  return bool(_csv_files(root))
+
+
+def _split_of(csv_name: str) -> str:
+  name = csv_name.lower()
+  if "eval" in name or "test" in name:
+    return "test"
+  return "val" if "val" in name else "train"
+
+
+def _names(root: str) -> dict[str, str]:
+  path = os.path.join(root, "class_labels_indices.csv")
+  if not os.path.isfile(path):
+    return {}
+  rows = common.read_csv_rows(path)
+  return {r[1]: r[2] for r in rows[1:] if len(r) >= 3}
+
+
+def _ontology(root: str):
+  path = os.path.join(root, "ontology.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    items = json.load(f)
+  return {item["id"]: item for item in items} if isinstance(items, list) else items
+
+
+def read(root: str) -> common.Listing:
+  index = common.media_by_stem(root)
+  names = _names(root)
+  ontology = _ontology(root)
+  if not names and ontology:
+    names = {k: v.get("name", k) for k, v in ontology.items()}
+  entries, skipped = [], []
+  for csv_path in _csv_files(root):
+    split = _split_of(os.path.basename(csv_path))
+    for row in common.read_csv_rows(csv_path, skip_comments=True):
+      if len(row) < 4:
+        continue
+      youtube_id, start, end = row[0], float(row[1]), float(row[2])
+      mids = [m.strip() for m in ",".join(row[3:]).split(",") if m.strip()]
+      clip_id = f"{youtube_id}_{int(round(start)):06d}"
+      found = common.find_segment(index, youtube_id, start, end)
+      if found is None:
+        skipped.append((clip_id, "missing file"))
+        continue
+      path, offset, full = found
+      entries.append(common.Entry(
+          path=path, labels=tuple(names.get(m, m) for m in mids), split=split, start=offset,
+          end=offset + (end - start) if full else None, clip_id=clip_id))
+  return common.Listing(entries, skipped, ontology)

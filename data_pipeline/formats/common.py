@@ -1,0 +1,102 @@
+"""What every format reader returns, and helpers to find media files under a root."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import os
+from typing import Iterable, Optional
+
+from data_pipeline.clips import Box
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".webm", ".mkv", ".avi", ".mov", ".mpg", ".mpeg", ".flv",
+                    ".3gp", ".ts", ".ogv")
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validate": "val", "validation": "val", "test": "test", "testing": "test",
+               "eval": "test", "evaluation": "test"}
+
+
+@dataclasses.dataclass
+class Entry:
+  """A candidate clip from the metadata, before probing."""
+  path: str
+  audio_path: str = ""
+  labels: tuple[str, ...] = ()
+  split: Optional[str] = None  # None: assigned by hashing clip_id
+  start: float = 0.0
+  end: Optional[float] = None  # segment end inside the file, when the metadata gives one
+  target_boxes: tuple[Box, ...] = ()
+  distractor_boxes: tuple[tuple[Box, ...], ...] = ()
+  clip_id: str = ""
+
+  def __post_init__(self):
+    self.audio_path = self.audio_path or self.path
+    self.clip_id = self.clip_id or os.path.splitext(os.path.basename(self.path))[0]
+
+
+@dataclasses.dataclass
+class Listing:
+  """A reader's result: candidate clips, rows whose media is missing, extra metadata."""
+  entries: list[Entry]
+  skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  ontology: Optional[dict] = None
+
+
+def hash_split(clip_id: str, fractions=(0.8, 0.1, 0.1)) -> str:
+  """A deterministic train/val/test split from the clip id (stable across runs and machines)."""
+  u = int(hashlib.sha1(clip_id.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+  if u < fractions[0]:
+    return "train"
+  return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def normalise_split(name: str) -> Optional[str]:
+  return SPLIT_NAMES.get(name.strip().lower())
+
+
+def walk_files(root: str, extensions: Iterable[str]) -> list[str]:
+  """Files under root (recursive, sorted, hidden folders skipped) with one of the extensions."""
+  extensions = tuple(e.lower() for e in extensions)
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for name in sorted(filenames):
+      if name.lower().endswith(extensions) and not name.startswith("."):
+        found.append(os.path.join(dirpath, name))
+  return found
+
+
+def media_by_stem(root: str) -> dict[str, str]:
+  """Video files under root by file name without extension (first one found wins)."""
+  index = {}
+  for path in walk_files(root, VIDEO_EXTENSIONS):
+    index.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+  return index
+
+
+def find_segment(index: dict[str, str], youtube_id: str, start: float,
+                 end: Optional[float] = None) -> Optional[tuple[str, float, bool]]:
+  """The file holding a YouTube segment: (path, offset of the segment in it, is a full video).
+
+  Trimmed clips are named `<id>_<start:06d>[_<end:06d>]` (offset 0); a full video `<id>` holds
+  the segment at `start`.
+  """
+  s = int(round(start))
+  names = [f"{youtube_id}_{s:06d}", f"{youtube_id}_{s}"]
+  if end is not None:
+    e = int(round(end))
+    names = [f"{youtube_id}_{s:06d}_{e:06d}", f"{youtube_id}_{s}_{e}"] + names
+  for name in names:
+    if name in index:
+      return index[name], 0.0, False
+  if youtube_id in index:
+    return index[youtube_id], float(start), True
+  return None
+
+
+def read_csv_rows(path: str, skip_comments: bool = False) -> list[list[str]]:
+  """CSV rows with cells stripped; blank lines (and `#` lines when asked) dropped."""
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    lines = [ln for ln in f if ln.strip() and not (skip_comments and ln.lstrip().startswith("#"))]
+  return [[c.strip() for c in row] for row in csv.reader(lines, skipinitialspace=True)]

@@ -1,0 +1,56 @@
+"""Kinetics: CSV files with header `label,youtube_id,time_start,time_end,split[,is_cc]`.
+
+Clip files are found anywhere under the root, named `<youtube_id>_<start:06d>_<end:06d>.<ext>`
+(the usual downloader naming), `<youtube_id>_<start:06d>.<ext>` or `<youtube_id>.<ext>`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from data_pipeline.formats import common
+
+
+def _csv_files(root: str) -> list[str]:
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if name.lower().endswith(".csv") and os.path.isfile(path):
+      try:
+        with open(path, encoding="utf-8-sig") as f:
+          header = f.readline().lower()
+      except (OSError, UnicodeDecodeError):
+        continue
+      if "youtube_id" in header and "time_start" in header:
+        found.append(path)
+  return found
+
+
+def detect(root: str) -> bool:
+  return bool(_csv_files(root))
+
+
+def read(root: str) -> common.Listing:
+  index = common.media_by_stem(root)
+  entries, skipped = [], []
+  for csv_path in _csv_files(root):
+    rows = common.read_csv_rows(csv_path)
+    header = [h.lower() for h in rows[0]]
+    col = {name: header.index(name) for name in header}
+    for row in rows[1:]:
+      if len(row) < len(header):
+        continue
+      youtube_id = row[col["youtube_id"]]
+      start, end = float(row[col["time_start"]]), float(row[col["time_end"]])
+      label = row[col["label"]] if "label" in col else ""
+      split = common.normalise_split(row[col["split"]]) if "split" in col else None
+      clip_id = f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
+      found = common.find_segment(index, youtube_id, start, end)
+      if found is None:
+        skipped.append((clip_id, "missing file"))
+        continue
+      path, offset, full = found
+      entries.append(common.Entry(
+          path=path, labels=(label,) if label else (), split=split, start=offset,
+          end=offset + (end - start) if full else None, clip_id=clip_id))
+  return common.Listing(entries, skipped)

@@ -1,0 +1,66 @@
+"""VGGSound: `vggsound.csv` without a header, rows `youtube_id, start_seconds, label, split`.
+
+Clip files are found anywhere under the root, named `<youtube_id>_<start:06d>.<ext>` (trimmed
+10 s clips) or `<youtube_id>.<ext>` (full videos, read from start_seconds on).
+"""
+
+from __future__ import annotations
+
+import os
+
+from data_pipeline.formats import common
+
+SEGMENT_SECONDS = 10.0
+
+
+def _csv_files(root: str) -> list[str]:
+  named = os.path.join(root, "vggsound.csv")
+  if os.path.isfile(named):
+    return [named]
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if name.lower().endswith(".csv") and os.path.isfile(path) and _looks_like(path):
+      found.append(path)
+  return found
+
+
+def _looks_like(path: str) -> bool:
+  try:
+    rows = common.read_csv_rows(path)[:5]
+  except (OSError, UnicodeDecodeError, ValueError):
+    return False
+  return bool(rows) and all(
+      len(r) == 4 and common.normalise_split(r[3]) and _is_number(r[1]) for r in rows)
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+    return True
+  except ValueError:
+    return False
+
+
+def detect(root: str) -> bool:
+  return bool(_csv_files(root))
+
+
+def read(root: str) -> common.Listing:
+  index = common.media_by_stem(root)
+  entries, skipped = [], []
+  for csv_path in _csv_files(root):
+    for row in common.read_csv_rows(csv_path):
+      if len(row) < 4 or not _is_number(row[1]):
+        continue
+      youtube_id, start, label, split = row[0], float(row[1]), row[2], row[3]
+      clip_id = f"{youtube_id}_{int(round(start)):06d}"
+      found = common.find_segment(index, youtube_id, start)
+      if found is None:
+        skipped.append((clip_id, "missing file"))
+        continue
+      path, offset, full = found
+      entries.append(common.Entry(
+          path=path, labels=(label,), split=common.normalise_split(split), start=offset,
+          end=offset + SEGMENT_SECONDS if full else None, clip_id=clip_id))
+  return common.Listing(entries, skipped)

@@ -1,0 +1,60 @@
+"""VGG-SS: a JSON list of {file, class, bbox: [[xmin, ymin, xmax, ymax], ...] normalised}.
+
+The media for `file` is a video named `<file>.<ext>` anywhere under the root, or the LVS layout
+`frames/<file>.jpg` + `audio/<file>.wav`. VGG-SS is an evaluation set: every clip is "test".
+The first box is the target (VGG-SS boxes all mark the sounding class).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from data_pipeline.formats import common
+from data_pipeline.formats import flickr
+
+
+def _json_files(root: str) -> list[str]:
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if name.lower().endswith(".json") and os.path.isfile(path) and name != "ontology.json":
+      try:
+        with open(path) as f:
+          data = json.load(f)
+      except (OSError, ValueError, UnicodeDecodeError):
+        continue
+      if isinstance(data, list) and data and isinstance(data[0], dict) and {
+          "file", "bbox"} <= set(data[0]):
+        found.append(path)
+  return found
+
+
+def detect(root: str) -> bool:
+  return bool(_json_files(root))
+
+
+def read(root: str) -> common.Listing:
+  videos = common.media_by_stem(root)
+  images = flickr.by_stem(flickr.find_dir(root, "frames", "frame"), flickr.IMAGE_EXTENSIONS)
+  audio = flickr.by_stem(flickr.find_dir(root, "audio", "audios"), flickr.AUDIO_EXTENSIONS)
+  entries, skipped = [], []
+  for json_path in _json_files(root):
+    with open(json_path) as f:
+      items = json.load(f)
+    for item in items:
+      clip_id = os.path.splitext(str(item["file"]))[0]
+      boxes = [tuple(float(min(max(c, 0.0), 1.0)) for c in b) for b in item.get("bbox") or []]
+      target = (boxes[0],) if boxes else ()
+      label = item.get("class")
+      labels = (str(label),) if label else ()
+      if clip_id in videos:
+        entries.append(common.Entry(path=videos[clip_id], labels=labels, split="test",
+                                    target_boxes=target, clip_id=clip_id))
+      elif clip_id in images and clip_id in audio:
+        entries.append(common.Entry(path=images[clip_id], audio_path=audio[clip_id],
+                                    labels=labels, split="test", target_boxes=target,
+                                    clip_id=clip_id))
+      else:
+        skipped.append((clip_id, "missing file"))
+  return common.Listing(entries, skipped)

@@ -1,0 +1,276 @@
+"""The embedded dataset: real cut-out photos with their own sounds, composed into short videos.
+
+Each clip shows the sounding object's photo cut-out and one or two silent distractors of other
+classes drifting slowly over a real background photo; the audio track is the object's recording
+(or a soundfont phrase for instruments without one), looped with random offsets and gains.
+Boxes come from the cut-outs' alpha masks, so they are exact.
+
+Splits: for every class the (photo variant, recording variant) pairs - photo variants are the
+real photos and their mirror images, recording variants the real recordings and rendered
+phrases at three playback rates - are shuffled with the seed; one pair is held out for test,
+one for val, the rest are train. No clip and no pair is shared between splits.
+
+CLI: python -m data_pipeline.embedded --out DIR [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from typing import Optional
+
+import av
+import cv2
+import numpy as np
+import tqdm
+
+from data_pipeline import embedded_sources as src
+from data_pipeline.clips import DataError
+
+SIZE, FPS, SECONDS = 256, 8, 3.0
+AREA_RANGE = (0.10, 0.30)  # box area as a fraction of the frame, per object
+_RATES = (0.92, 1.0, 1.08)
+_SPLIT_CLIPS = {"train": 10, "val": 2, "test": 2}
+_MEDIA: dict = {}  # filled before the worker pool forks
+
+
+def default_dir() -> str:
+  return os.path.join(_cache_dir(), "embedded")
+
+
+def _cache_dir() -> str:
+  return os.environ.get("AVJAX_DATA") or os.path.expanduser("~/.cache/avjax")
+
+
+def _cutout(path: str) -> np.ndarray:
+  img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+  if img is None or img.ndim != 3 or img.shape[2] != 4:
+    raise DataError(f"stamp {path} is not an RGBA image; delete the cache and rebuild")
+  rgba = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+  ys, xs = np.nonzero(rgba[..., 3] > 127)
+  return rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def _scaled(rgba: np.ndarray, area: float, flip: bool) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+  """Scales a cut-out so its box covers `area` of the frame; returns it and its mask box."""
+  h, w = rgba.shape[:2]
+  s = np.sqrt(area * SIZE * SIZE / (h * w))
+  s = min(s, 0.95 * SIZE / h, 0.95 * SIZE / w)
+  out = cv2.resize(rgba, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+  if flip:
+    out = out[:, ::-1]
+  ys, xs = np.nonzero(out[..., 3] > 127)
+  return out, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def _track(rng, w: int, h: int, n: int) -> np.ndarray:
+  """Top-left positions per frame: random start, slow drift that bounces off the edges."""
+  pos = np.array([rng.uniform(0, SIZE - w), rng.uniform(0, SIZE - h)])
+  vel = rng.uniform(-2.0, 2.0, size=2)
+  out = []
+  for _ in range(n):
+    out.append(np.round(pos).astype(int))
+    pos = pos + vel
+    for k, lim in enumerate((SIZE - w, SIZE - h)):
+      if not 0 <= pos[k] <= lim:
+        vel[k] = -vel[k]
+        pos[k] = np.clip(pos[k], 0, lim)
+  return np.array(out)
+
+
+def _paste(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
+  h, w = rgba.shape[:2]
+  a = rgba[..., 3:].astype(np.float32) / 255.0
+  region = frame[y:y + h, x:x + w].astype(np.float32)
+  frame[y:y + h, x:x + w] = (a * rgba[..., :3] + (1 - a) * region + 0.5).astype(np.uint8)
+
+
+def _soundtrack(rng, wav: np.ndarray, rate: float) -> np.ndarray:
+  n = int(SECONDS * src.SAMPLE_RATE)
+  idx = np.arange(0, len(wav) - 1, rate)
+  wav = np.interp(idx, np.arange(len(wav)), wav).astype(np.float32)
+  out = np.zeros(n, np.float32)
+  t = -int(rng.integers(0, len(wav)))  # start mid-recording sometimes
+  while t < n:
+    seg = wav * rng.uniform(0.5, 1.0)
+    a, b = max(t, 0), min(t + len(seg), n)
+    if b > a:
+      out[a:b] += seg[a - t:b - t]
+    t += len(seg) + int(rng.uniform(0.05, 0.5) * src.SAMPLE_RATE)
+  return np.clip(out * rng.uniform(0.5, 0.9), -1, 1)
+
+
+def _make_clip(job: dict) -> dict:
+  """Renders one clip to `job['path']` and returns its label row."""
+  rng = np.random.default_rng(job["seed"])
+  nframes = int(SECONDS * FPS)
+  bg = cv2.cvtColor(cv2.imread(job["background"]), cv2.COLOR_BGR2RGB)
+  if job.get("flat") is not None:
+    bg = np.empty_like(bg)
+    bg[:] = job["flat"]
+  side = int(min(bg.shape[:2]) * rng.uniform(0.6, 1.0))
+  y0, x0 = rng.integers(0, bg.shape[0] - side + 1), rng.integers(0, bg.shape[1] - side + 1)
+  bg = cv2.resize(bg[y0:y0 + side, x0:x0 + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+  objects = []  # (rgba, positions, mask box); distractors first so the target is on top
+  for photo, flip in job["distractors"] + [job["photo"]]:
+    rgba, box = _scaled(_MEDIA["cutouts"][photo], rng.uniform(*AREA_RANGE), flip)
+    objects.append((rgba, _track(rng, rgba.shape[1], rgba.shape[0], nframes), box))
+  frames, boxes = [], [[] for _ in objects]
+  for f in range(nframes):
+    frame = bg.copy()
+    for k, (rgba, pos, (bx0, by0, bx1, by1)) in enumerate(objects):
+      x, y = pos[f]
+      _paste(frame, rgba, x, y)
+      boxes[k].append([round((x + bx0) / SIZE, 5), round((y + by0) / SIZE, 5),
+                       round((x + bx1) / SIZE, 5), round((y + by1) / SIZE, 5)])
+    frames.append(frame)
+  rec_name, rate = job["recording"]
+  audio = _soundtrack(rng, _MEDIA["recordings"][rec_name], rate)
+  _encode(job["path"], frames, audio)
+  return {"file": job["file"], "split": job["split"], "label": job["label"], "fps": FPS,
+          "duration": SECONDS, "target_boxes": boxes[-1], "distractor_boxes": boxes[:-1],
+          "distractor_labels": job["distractor_labels"],
+          "photo": job["photo"][0] + ("#mirrored" if job["photo"][1] else ""),
+          "recording": f"{rec_name}@rate{rate}", "background": job["background_name"]}
+
+
+def _encode(path: str, frames: list, audio: np.ndarray) -> None:
+  with av.open(path, "w") as out:
+    vs = out.add_stream("libx264", rate=FPS, options={"crf": "20", "threads": "1"})
+    vs.width, vs.height, vs.pix_fmt = SIZE, SIZE, "yuv420p"
+    aus = out.add_stream("aac", rate=src.SAMPLE_RATE, layout="mono")
+    for img in frames:
+      out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+    out.mux(vs.encode())
+    step = 1024
+    for i in range(0, len(audio), step):
+      chunk = audio[i:i + step][None, :]
+      frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="flt", layout="mono")
+      frame.sample_rate, frame.pts = src.SAMPLE_RATE, i
+      out.mux(aus.encode(frame))
+    out.mux(aus.encode())
+
+
+def _plan(seed: int, labels: list[str], bgs: list[str], clips_per_split: dict) -> list[dict]:
+  """Chooses every clip's photo, recording, distractors and background; splits by pair."""
+  rng = np.random.default_rng(seed)
+  jobs = []
+  for ci, label in enumerate(labels):
+    photos = [(p, flip) for p in _MEDIA["photos"][label] for flip in (False, True)]
+    recs = [(r, rate) for r in _MEDIA["recs"][label] for rate in _RATES]
+    pairs = [(p, r) for p in photos for r in recs]
+    order = rng.permutation(len(pairs))
+    held = {"test": [pairs[order[0]]], "val": [pairs[order[1]]],
+            "train": [pairs[i] for i in order[2:]]}
+    for split, n in clips_per_split.items():
+      for i in range(n):
+        photo, rec = held[split][i % len(held[split])]
+        others = [l for l in labels if l != label]
+        k = 1 + int(rng.random() < 0.3) if len(others) > 1 else 1
+        dlabels = [others[j] for j in rng.choice(len(others), size=k, replace=False)]
+        distractors = []
+        for d in dlabels:
+          dp = _MEDIA["photos"][d]
+          distractors.append((dp[rng.integers(len(dp))], bool(rng.integers(2))))
+        b = bgs[rng.integers(len(bgs))]
+        name = f"{split}/{label}_{i:03d}.mp4"
+        jobs.append({"file": name, "split": split, "label": label, "photo": photo,
+                     "recording": rec, "distractors": distractors, "distractor_labels": dlabels,
+                     "background": b, "background_name": "tuxpaint:templates/" + os.path.basename(b),
+                     "seed": [seed, ci, i, list(_SPLIT_CLIPS).index(split)]})
+  return jobs
+
+
+def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
+          clips_per_split: Optional[dict] = None, workers: Optional[int] = None,
+          quiet: bool = False, flat_background: Optional[tuple] = None) -> dict:
+  """Builds the dataset into `out_dir` (atomically); returns a summary dict.
+
+  Args:
+    out_dir: where the dataset goes; replaced if it exists.
+    seed: the same seed gives the same labels.jsonl and the same pixels.
+    classes: use only the first this many classes (small test builds).
+    clips_per_split: clips per class in each split (default 10/2/2).
+    workers: build processes (default: all cores).
+    quiet: no progress bar.
+    flat_background: an RGB colour to use instead of the photos (tests of the boxes).
+  """
+  start = time.time()
+  out_dir = os.path.abspath(out_dir)
+  root = src.fetch_sources(_cache_dir())
+  labels = list(src.CLASSES)[:classes] if classes else list(src.CLASSES)
+  if len(labels) < 2:
+    raise DataError("the embedded dataset needs at least 2 classes (one target, one distractor)")
+  _MEDIA.clear()
+  _MEDIA.update(cutouts={}, recordings={}, photos={}, recs={})
+  for label in labels:
+    photos, recs = src.load_class_media(root, label)
+    _MEDIA["photos"][label] = [n for n, _ in photos]
+    _MEDIA["recs"][label] = [n for n, _ in recs]
+    for n, p in photos:
+      _MEDIA["cutouts"][n] = _cutout(p)
+    _MEDIA["recordings"].update(recs)
+  jobs = _plan(seed, labels, src.backgrounds(root), clips_per_split or _SPLIT_CLIPS)
+  tmp = out_dir + f".tmp{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  for split in _SPLIT_CLIPS:
+    os.makedirs(os.path.join(tmp, split))
+  for job in jobs:
+    job["path"] = os.path.join(tmp, job["file"])
+    job["flat"] = flat_background
+  try:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers or min(len(jobs), os.cpu_count() or 1)) as pool:
+      rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs), total=len(jobs), disable=quiet,
+                            desc="embedded clips", unit="clip"))
+    with open(os.path.join(tmp, "labels.jsonl"), "w") as f:
+      for row in rows:
+        f.write(json.dumps(row) + "\n")
+    with open(os.path.join(tmp, "NOTICE"), "w") as f:
+      f.write(src.NOTICE)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.rename(tmp, out_dir)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  counts = collections.Counter((r["split"], r["label"]) for r in rows)
+  return {"dir": out_dir, "seconds": time.time() - start, "clips": len(rows),
+          "per_split": dict(collections.Counter(r["split"] for r in rows)),
+          "per_class": {l: {s: counts[(s, l)] for s in _SPLIT_CLIPS} for l in labels}}
+
+
+def ensure_embedded(out_dir: Optional[str] = None, seed: int = 0) -> str:
+  """Returns the embedded dataset dir, building it first when `labels.jsonl` is missing."""
+  out_dir = out_dir or default_dir()
+  if not os.path.exists(os.path.join(out_dir, "labels.jsonl")):
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    build(out_dir, seed)
+  return out_dir
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", default=None, help="output dir (default: %s)" % default_dir())
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args(argv)
+  try:
+    out = args.out or default_dir()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    s = build(out, args.seed)
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  print(f"built {s['clips']} clips in {s['seconds']:.1f} s into {s['dir']}")
+  print("per split: " + ", ".join(f"{k} {v}" for k, v in s["per_split"].items()))
+  for label, c in s["per_class"].items():
+    print(f"  {label:16s} " + " ".join(f"{k} {v}" for k, v in c.items()))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,159 @@
+"""Audio-visual correspondence (AVC) pair sampling as pure functions of (clips, index, rng).
+
+Every audio centre, positive and negative, lies on its clip's frame grid (a multiple of 1/fps)
+so the network cannot tell pairs apart from encoder frame-alignment artefacts (Objects that
+Sound). `frame_grid=False` is the control that draws centres off the grid. Times are in the
+file's timeline (clip.start included), as the decoder reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+from data_pipeline.clips import Clip
+
+_EPS = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class PairSpec:
+  """What to decode for one example."""
+  image_clip: int      # index into clips of the frame's clip
+  frame_time: float    # seconds in the image file
+  frame_index: int     # video frame index inside the clip (0 for a still image)
+  audio_clip: int      # index into clips of the audio's clip
+  audio_center: float  # seconds in the audio file
+  label: int           # 1 = audio belongs with the frame
+
+
+def _centre_range(clip: Clip, audio_seconds: float) -> tuple[float, float]:
+  """Where a centre keeps the whole audio window inside the clip; the clip span if too short."""
+  half = audio_seconds / 2.0
+  lo, hi = clip.start + half, clip.start + clip.duration - half
+  if lo > hi:
+    return clip.start, clip.start + clip.duration
+  return lo, hi
+
+
+def grid_indices(clip: Clip, audio_seconds: float) -> tuple[int, int]:
+  """First and last frame number k (time k / fps) usable as a centre; frames in the clip."""
+  lo, hi = _centre_range(clip, audio_seconds)
+  fps = clip.fps
+  k_lo, k_hi = math.ceil(lo * fps - _EPS), math.floor(hi * fps + _EPS)
+  # The last frame shown starts strictly before the end of the clip.
+  k_last = math.ceil((clip.start + clip.duration) * fps - _EPS) - 1
+  k_first = math.ceil(clip.start * fps - _EPS)
+  k_hi = min(k_hi, k_last)
+  if k_lo > k_hi:
+    return k_first, max(k_first, k_last)
+  return k_lo, k_hi
+
+
+def _frame_index(clip: Clip, t: float) -> int:
+  if not clip.fps:
+    return 0
+  return max(0, int(math.floor((t - clip.start) * clip.fps + 1e-6)))
+
+
+def _draw_centre(clip: Clip, rng: np.random.Generator, data_cfg) -> float:
+  """An audio centre anywhere valid in the clip: on its grid, or uniform for the control."""
+  if clip.fps and data_cfg.frame_grid:
+    k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
+    return int(rng.integers(k_lo, k_hi + 1)) / clip.fps
+  lo, hi = _centre_range(clip, data_cfg.audio_seconds)
+  return float(rng.uniform(lo, hi))
+
+
+def _positive_centre(clip: Clip, frame_time: float, rng: np.random.Generator,
+                     data_cfg) -> float:
+  """The frame's time plus optional jitter, kept valid (and on the grid unless the control)."""
+  lo, hi = _centre_range(clip, data_cfg.audio_seconds)
+  jitter = data_cfg.jitter_seconds
+  if not clip.fps:
+    centre = frame_time + (rng.uniform(-jitter, jitter) if jitter > 0 else 0.0)
+    return float(np.clip(centre, lo, hi)) if jitter > 0 else float(rng.uniform(lo, hi))
+  if data_cfg.frame_grid:
+    k = int(round(frame_time * clip.fps))
+    k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
+    steps = int(math.floor(jitter * clip.fps + _EPS))
+    if steps > 0:
+      k = int(rng.integers(max(k_lo, k - steps), min(k_hi, k + steps) + 1))
+    return k / clip.fps
+  # Control: a continuous offset inside the frame's own interval, plus continuous jitter.
+  # Reflected back inside the valid range rather than clamped, since clamping lands on the grid.
+  offset = rng.uniform(0.0, 1.0 / clip.fps)
+  if jitter > 0:
+    offset += rng.uniform(-jitter, jitter)
+  centre = frame_time + offset
+  if centre > hi:
+    centre = 2 * hi - centre
+  if centre < lo:
+    centre = 2 * lo - centre
+  return float(np.clip(centre, lo, hi))
+
+
+def _other_clip(clips: Sequence[Clip], index: int, rng: np.random.Generator) -> int:
+  """A clip of a different video (different file) than clips[index]."""
+  n = len(clips)
+  own = (clips[index].path, clips[index].audio_path)
+  for _ in range(16):
+    j = int(rng.integers(0, n - 1))
+    j += j >= index  # never index itself
+    if clips[j].path not in own and clips[j].audio_path not in own:
+      return j
+  others = [j for j in range(n) if clips[j].path not in own and clips[j].audio_path not in own]
+  if not others:
+    others = [j for j in range(n) if j != index]
+  return others[int(rng.integers(0, len(others)))]
+
+
+def sample_pair(clips: Sequence[Clip], clip_index: int, label: int, rng: np.random.Generator,
+                data_cfg) -> PairSpec:
+  """One AVC example whose frame comes from clips[clip_index].
+
+  Args:
+    clips: the clip table (at least two clips for negatives).
+    clip_index: the image's clip.
+    label: 1 for a positive (audio centred on the frame's time, optionally jittered), 0 for a
+      negative (audio from a clip of another video).
+    rng: the only source of randomness.
+    data_cfg: uses audio_seconds, frame_grid, jitter_seconds.
+  """
+  clip = clips[clip_index]
+  if clip.fps:
+    k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
+    frame_time = int(rng.integers(k_lo, k_hi + 1)) / clip.fps
+  else:
+    frame_time = clip.start
+  if label:
+    audio_clip, centre = clip_index, _positive_centre(clip, frame_time, rng, data_cfg)
+  else:
+    if len(clips) < 2:
+      raise ValueError("negatives need at least two clips")
+    audio_clip = _other_clip(clips, clip_index, rng)
+    centre = _draw_centre(clips[audio_clip], rng, data_cfg)
+  return PairSpec(clip_index, frame_time, _frame_index(clip, frame_time), audio_clip,
+                  centre, int(label))
+
+
+def label_for_position(position: int) -> int:
+  """Alternating labels along the shuffled epoch: exactly half positives (for an even count)."""
+  return 1 - position % 2
+
+
+def middle_grid_time(clip: Clip, audio_seconds: float) -> float:
+  """The grid time nearest the middle of the clip (fixed choice for evaluation)."""
+  if not clip.fps:
+    return clip.start
+  k_lo, k_hi = grid_indices(clip, audio_seconds)
+  mid = round((clip.start + clip.duration / 2.0) * clip.fps)
+  return min(max(mid, k_lo), k_hi) / clip.fps
+
+
+def frame_index_at(clip: Clip, t: float) -> int:
+  """The clip's video frame index shown at time t (0 for a still image)."""
+  return _frame_index(clip, t)

@@ -1,0 +1,160 @@
+"""Grain pipelines: endless, resumable AVC training batches and fixed evaluation batches.
+
+Train chain: source of clip indices -> seed -> shuffle -> per-process shard -> repeat ->
+random_map (pair sampling, decoding, features, augmentation; all randomness from the rng Grain
+derives from the seed and the element's position, so order and content are deterministic and a
+restored iterator continues exactly) -> batch(drop_remainder) -> to_iter_dataset -> mp_prefetch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import grain
+import numpy as np
+
+from data_pipeline import decode, features, pairs
+from data_pipeline.clips import Clip, DataError, class_names
+
+_MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
+
+
+def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
+                 rng: np.random.Generator | None):
+  """Decodes one pair spec into (image uint8 [S,S,3], audio [F,T,1], Geometry).
+
+  rng None means evaluation: centre crop, no augmentation.
+  """
+  image_clip, audio_clip = clips[spec.image_clip], clips[spec.audio_clip]
+  frame = decode.read_frame(image_clip.path, spec.frame_time,
+                            timeout_s=data_cfg.per_file_timeout_s)
+  wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
+                           data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  aug = rng is not None and data_cfg.augment
+  image, geo = features.image_input(frame, data_cfg, rng if aug else None)
+  if aug:
+    wave = features.apply_gain(wave, rng, data_cfg.gain)
+  return image, features.spectrogram_from_config(wave, data_cfg), geo
+
+
+def train_example(clips: Sequence[Clip], position: int, clip_index: int,
+                  rng: np.random.Generator, data_cfg) -> dict:
+  """One training example; a clip that fails to decode is replaced by a random other one."""
+  label = pairs.label_for_position(position)
+  errors = []
+  for attempt in range(_MAX_TRIES):
+    spec = pairs.sample_pair(clips, clip_index, label, rng, data_cfg)
+    try:
+      image, audio, _ = load_example(clips, spec, data_cfg, rng)
+    except Exception as e:  # pylint: disable=broad-except  # any broken file: use another clip
+      errors.append(f"{clips[spec.image_clip].path}: {e}")
+      clip_index = int(rng.integers(0, len(clips)))
+      continue
+    return dict(image=image, audio=audio, label=np.int32(label),
+                replaced=np.int32(attempt > 0))
+  raise DataError(f"{_MAX_TRIES} clips in a row failed to decode, last: {errors[-1]}")
+
+
+class _TrainTransform:
+  """Picklable callable for random_map (worker processes receive a copy)."""
+
+  def __init__(self, clips, data_cfg):
+    self._clips = list(clips)
+    self._cfg = data_cfg
+
+  def __call__(self, element, rng: np.random.Generator) -> dict:
+    position, clip_index = element
+    return train_example(self._clips, position, clip_index, rng, self._cfg)
+
+
+def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, seed: int,
+                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+  """Endless, deterministic per-process training batches (see the module docstring)."""
+  if len(clips) < 2:
+    raise DataError(f"training needs at least 2 clips, got {len(clips)}")
+  if global_batch_size % process_count:
+    raise DataError(f"global batch {global_batch_size} does not split over {process_count} "
+                    "processes")
+  batch_size = global_batch_size // process_count
+  ds = grain.MapDataset.source(list(range(len(clips)))).seed(seed).shuffle()
+  ds = ds[process_index::process_count]
+  if len(ds) < batch_size:
+    raise DataError(f"{len(ds)} clips per process is fewer than the batch size {batch_size}")
+  ds = ds.repeat(None)
+  ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
+  ds = ds.random_map(_TrainTransform(clips, data_cfg))
+  ds = ds.batch(batch_size, drop_remainder=True)
+  it = ds.to_iter_dataset()
+  if data_cfg.num_workers > 0:
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_cfg.num_workers))
+  return it
+
+
+def _box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):
+  """Target box [4] and distractor boxes [k, 4] at a frame, in network-image coordinates."""
+  def at(track):
+    if not track:
+      return np.full(4, -1.0, np.float32)
+    return features.transform_box(track[min(frame_index, len(track) - 1)], geo)
+  target = at(clip.target_boxes)
+  distract = np.full((k, 4), -1.0, np.float32)
+  for d, track in enumerate(clip.distractor_boxes[:k]):
+    distract[d] = at(track)
+  return target, distract
+
+
+def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"):
+  """The evaluation examples in order, one dict per row (unbatched)."""
+  if mode not in ("pairs", "positives"):
+    raise DataError(f"eval mode must be 'pairs' or 'positives', got {mode!r}")
+  names = class_names(clips)
+  k = max([len(c.distractor_boxes) for c in clips] + [0])
+  for i, clip in enumerate(clips):
+    t = pairs.middle_grid_time(clip, data_cfg.audio_seconds)
+    fi = pairs.frame_index_at(clip, t)
+    labels = (1, 0) if mode == "pairs" else (1,)
+    for label in labels:
+      rng = np.random.default_rng([seed, i, label])
+      if label:
+        spec = pairs.PairSpec(i, t, fi, i, t, 1)
+      else:
+        other = pairs._other_clip(clips, i, rng)  # pylint: disable=protected-access
+        spec = pairs.PairSpec(i, t, fi, other,
+                              pairs.middle_grid_time(clips[other], data_cfg.audio_seconds), 0)
+      valid = True
+      try:
+        image, audio, geo = load_example(clips, spec, data_cfg, None)
+      except Exception:  # pylint: disable=broad-except  # an unreadable clip counts as padding
+        valid = False
+        image, audio, geo = _blank(data_cfg)
+      target, distract = _box_rows(clip, fi, geo, k)
+      yield dict(image=image, audio=audio, label=np.int32(label),
+                 class_id=np.int32(names.index(clip.label) if clip.label else -1),
+                 clip_index=np.int32(i), target_box=target, distractor_boxes=distract,
+                 valid=np.bool_(valid))
+
+
+def _blank(data_cfg):
+  s, f = data_cfg.image_size, data_cfg.n_fft // 2 + 1
+  geo = features.sample_geometry(None, data_cfg.resize_size, s, False)
+  return (np.zeros((s, s, 3), np.uint8),
+          np.full((f, data_cfg.spec_frames, 1), np.log(data_cfg.log_eps), np.float32), geo)
+
+
+def eval_batches(data_cfg, clips: Sequence[Clip], *, batch_size: int, seed: int,
+                 mode: str = "pairs") -> Iterator[dict]:
+  """Fixed evaluation batches; the last one padded to batch_size with valid=False rows."""
+  rows = []
+  for row in eval_rows(data_cfg, clips, seed=seed, mode=mode):
+    rows.append(row)
+    if len(rows) == batch_size:
+      yield _stack(rows)
+      rows = []
+  if rows:
+    pad = dict(rows[-1], valid=np.bool_(False), clip_index=np.int32(-1),
+               class_id=np.int32(-1))
+    yield _stack(rows + [pad] * (batch_size - len(rows)))
+
+
+def _stack(rows: list[dict]) -> dict:
+  return {key: np.stack([r[key] for r in rows]) for key in rows[0]}

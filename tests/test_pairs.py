@@ -1,0 +1,93 @@
+"""Tests of AVC pair sampling (pure functions, no media)."""
+
+import math
+
+import numpy as np
+
+from data_pipeline import config, pairs
+from data_pipeline.clips import Clip
+
+
+def _clips():
+  out = [Clip(f"v{i}.mp4", f"v{i}.mp4", 3.0 + i, fps, 16000, 1, clip_id=str(i))
+         for i, fps in enumerate([8.0, 25.0, 29.97, 8.0, 12.5])]
+  out.append(Clip("v0.mp4", "v0.mp4", 2.0, 8.0, 16000, 1, start=3.0, clip_id="seg"))  # same file
+  return out
+
+
+def _on_grid(t, fps):
+  return abs(t * fps - round(t * fps)) < 1e-6 * fps
+
+
+def _sample_all(cfg, n=400):
+  clips = _clips()
+  specs = []
+  for pos in range(n):
+    rng = np.random.default_rng([0, pos])
+    specs.append(pairs.sample_pair(clips, pos % len(clips), pairs.label_for_position(pos),
+                                   rng, cfg))
+  return clips, specs
+
+
+def test_all_centres_on_frame_grid():
+  cfg = config.default_data_config()
+  cfg.jitter_seconds = 1.0
+  clips, specs = _sample_all(cfg)
+  for s in specs:
+    a = clips[s.audio_clip]
+    assert _on_grid(s.frame_time, clips[s.image_clip].fps)
+    assert _on_grid(s.audio_center, a.fps)
+    # The 1 s window fits inside the audio clip.
+    assert a.start + 0.5 - 1e-9 <= s.audio_center <= a.start + a.duration - 0.5 + 1e-9
+  assert any(s.label and s.audio_center != s.frame_time for s in specs)  # jitter happened
+
+
+def test_positive_centre_is_frame_time_without_jitter():
+  clips, specs = _sample_all(config.default_data_config())
+  for s in specs:
+    if s.label:
+      assert s.audio_clip == s.image_clip and s.audio_center == s.frame_time
+
+
+def test_control_centres_off_grid():
+  cfg = config.default_data_config()
+  cfg.frame_grid = False
+  clips, specs = _sample_all(cfg)
+  off = [not _on_grid(s.audio_center, clips[s.audio_clip].fps) for s in specs]
+  assert all(off)
+  assert all(_on_grid(s.frame_time, clips[s.image_clip].fps) for s in specs)
+
+
+def test_negatives_from_another_video():
+  clips, specs = _sample_all(config.default_data_config())
+  negs = [s for s in specs if not s.label]
+  assert negs
+  for s in negs:
+    assert s.audio_clip != s.image_clip
+    assert clips[s.audio_clip].path != clips[s.image_clip].path
+
+
+def test_half_positives():
+  _, specs = _sample_all(config.default_data_config(), n=300)
+  assert sum(s.label for s in specs) == 150
+
+
+def test_short_and_still_clips():
+  cfg = config.default_data_config()
+  clips = [Clip("short.mp4", "short.mp4", 0.5, 10.0, 16000, 1),
+           Clip("still.jpg", "still.wav", 2.0, None, 16000, 1)]
+  for seed in range(50):
+    s = pairs.sample_pair(clips, 0, 1, np.random.default_rng(seed), cfg)
+    assert 0 <= s.frame_time < 0.5 and _on_grid(s.audio_center, 10.0)
+    s = pairs.sample_pair(clips, 1, 1, np.random.default_rng(seed), cfg)
+    assert s.frame_index == 0 and 0.5 <= s.audio_center <= 1.5
+
+
+def test_deterministic_and_frame_index():
+  cfg = config.default_data_config()
+  clips = _clips()
+  a = pairs.sample_pair(clips, 1, 1, np.random.default_rng(7), cfg)
+  b = pairs.sample_pair(clips, 1, 1, np.random.default_rng(7), cfg)
+  assert a == b
+  assert a.frame_index == math.floor(a.frame_time * 25.0 + 1e-6)
+  assert pairs.middle_grid_time(clips[0], 1.0) == 1.5

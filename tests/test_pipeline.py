@@ -1,0 +1,136 @@
+"""Tests of the Grain train pipeline (determinism, resume, content, bad files) and eval batches."""
+
+import os
+
+import grain
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from absl import flags
+
+import media_factory as mf
+from data_pipeline import config, pairs, pipeline
+from data_pipeline.clips import Clip
+
+flags.FLAGS.mark_as_parsed()  # Grain worker processes read absl flags
+
+
+def _cfg(**kw):
+  cfg = config.default_data_config()
+  cfg.update(dict(sample_rate=16000, n_fft=256, win_length=160, hop_length=160,
+                  spec_frames=100, image_size=56, resize_size=64, num_workers=0))
+  cfg.update(kw)
+  return ml_collections.ConfigDict(cfg.to_dict())
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+  root = tmp_path_factory.mktemp("media")
+  out = []
+  for i in range(6):
+    path = mf.write_video(str(root / f"v{i}.mp4"), seconds=3.0, fps=8, size=(64, 64))
+    box = (0.25, 0.5, 0.75, 1.0)
+    out.append(Clip(path, path, 3.0, 8.0, 16000, 1, labels=("ab"[i % 2],), clip_id=str(i),
+                    target_boxes=(box,) * 24,
+                    distractor_boxes=((box,) * 24,) * (i % 3)))
+  return out
+
+
+def _take(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def _equal(a, b):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k])
+
+
+def test_batches_shapes_and_determinism(clips):
+  cfg = _cfg()
+  a = _take(iter(pipeline.train_dataset(cfg, clips, global_batch_size=4, seed=3)), 4)
+  b = _take(iter(pipeline.train_dataset(cfg, clips, global_batch_size=4, seed=3)), 4)
+  c = _take(iter(pipeline.train_dataset(cfg, clips, global_batch_size=4, seed=4)), 1)
+  _equal(a, b)
+  assert not np.array_equal(a[0]["audio"], c[0]["audio"])
+  assert a[0]["image"].shape == (4, 56, 56, 3) and a[0]["image"].dtype == np.uint8
+  assert a[0]["audio"].shape == (4, 129, 100, 1) and a[0]["audio"].dtype == np.float32
+  assert np.all(np.isfinite(a[0]["audio"]))
+  labels = np.concatenate([x["label"] for x in a[:3]])  # 12 = two epochs of 6
+  assert labels.sum() == 6 and not np.concatenate([x["replaced"] for x in a]).any()
+
+
+def test_resume_with_state_and_orbax(clips, tmp_path):
+  ds = pipeline.train_dataset(_cfg(), clips, global_batch_size=4, seed=0)
+  full = _take(iter(ds), 6)
+  it = iter(ds)
+  _take(it, 3)
+  state = it.get_state()
+  with ocp.CheckpointManager(str(tmp_path / "ckpt")) as mgr:
+    mgr.save(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
+    mgr.wait_until_finished()
+    resumed = iter(ds)
+    resumed.set_state(state)
+    _equal(_take(resumed, 3), full[3:])
+    restored = iter(ds)
+    mgr.restore(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(restored)))
+    _equal(_take(restored, 3), full[3:])
+
+
+def test_resume_with_two_workers(clips):
+  # One worker iterator only: closing one costs Grain's process-join timeout.
+  ds = pipeline.train_dataset(_cfg(num_workers=2), clips, global_batch_size=2, seed=1)
+  serial = _take(iter(pipeline.train_dataset(_cfg(), clips, global_batch_size=2, seed=1)), 5)
+  it = iter(ds)
+  _equal(_take(it, 2), serial[:2])
+  state = it.get_state()
+  _equal(_take(it, 3), serial[2:])
+  it.set_state(state)
+  _equal(_take(it, 3), serial[2:])
+
+
+def test_positive_audio_and_frame_match_time(clips):
+  cfg = _cfg(augment=False, image_size=64)  # whole frame, so the frame's index is readable
+  for seed in range(4):
+    ex = pipeline.train_example(clips, 0, seed, np.random.default_rng(seed), cfg)
+    spec = pairs.sample_pair(clips, seed, 1, np.random.default_rng(seed), cfg)
+    assert ex["label"] == 1 and spec.audio_center == spec.frame_time
+    assert mf.frame_index_of(ex["image"]) == round(spec.frame_time * 8)
+    # Peak of the 440 Hz tone in the middle STFT frame: amplitude * sum(hann) / 2.
+    peak = np.exp(ex["audio"][:, 50, 0]).max() / (cfg.win_length / 4)
+    assert abs(peak - mf.amplitude_at(spec.frame_time, 3.0)) < 0.04
+
+
+def test_broken_file_is_replaced(clips, tmp_path):
+  bad = tmp_path / "broken.mp4"
+  bad.write_bytes(os.urandom(2000))
+  table = list(clips) + [Clip(str(bad), str(bad), 3.0, 8.0, 16000, 1, clip_id="bad")] * 2
+  batches = _take(iter(pipeline.train_dataset(_cfg(), table, global_batch_size=4, seed=0)), 6)
+  replaced = np.concatenate([b["replaced"] for b in batches])
+  assert replaced.sum() >= 2 and set(replaced.tolist()) <= {0, 1}
+
+
+def test_eval_batches_fixed_padded_boxes(clips):
+  cfg = _cfg()
+  a = list(pipeline.eval_batches(cfg, clips, batch_size=5, seed=0))
+  b = list(pipeline.eval_batches(cfg, clips, batch_size=5, seed=0))
+  _equal(a, b)
+  assert len(a) == 3  # 12 rows in pairs mode
+  valid = np.concatenate([x["valid"] for x in a])
+  assert valid.tolist() == [True] * 12 + [False] * 3
+  labels = np.concatenate([x["label"] for x in a])[:12]
+  assert labels.tolist() == [1, 0] * 6
+  assert a[0]["clip_index"].tolist() == [0, 0, 1, 1, 2]
+  assert a[0]["class_id"].tolist() == [0, 0, 1, 1, 0]
+  # Box (0.25, 0.5, 0.75, 1.0): 64 square, centre crop 56 at offset 4 -> by hand.
+  want = [(16 - 4) / 56, (32 - 4) / 56, (48 - 4) / 56, 1.0]
+  np.testing.assert_allclose(a[0]["target_box"][0], want, atol=1e-6)
+  assert a[0]["distractor_boxes"].shape == (5, 2, 4)
+  np.testing.assert_allclose(a[0]["distractor_boxes"][2, 0], want, atol=1e-6)  # clip 1: one
+  assert np.all(a[0]["distractor_boxes"][2, 1] == -1)
+  pos = list(pipeline.eval_batches(cfg, clips, batch_size=4, seed=0, mode="positives"))
+  assert [len(x["label"]) for x in pos] == [4, 4] and np.concatenate(
+      [x["valid"] for x in pos]).sum() == 6

@@ -1,0 +1,19 @@
+"""Default evaluation settings; experiments override fields of this ConfigDict."""
+
+import ml_collections
+
+
+def default_eval_config() -> ml_collections.ConfigDict:
+  """Which evaluators run, how often, and their settings."""
+  return ml_collections.ConfigDict(dict(
+      evaluators=("avc", "retrieval", "localisation", "probe"),
+      every_steps=10_000,   # 0 = no evaluation during training
+      batch_size=64,
+      seed=0,               # fixes the eval pairs (negatives) and frame choice
+      ndcg_k=30,            # [OtS] reports nDCG@30
+      probe_folds=5,        # GroupKFold folds, grouped by clip
+      probe_c=1.0,          # inverse L2 strength of the probe's logistic regression
+      loc_size=224,         # maps are scored at loc_size^2 (LVS / EZ-VSL: 224)
+      retrieval_query_chunk=512,
+      retrieval_db_chunk=4096,
+  ))

@@ -1,0 +1,84 @@
+"""Linear-probe evaluator: class accuracy of a linear classifier on frozen tower features.
+
+Features (audio_features, image_features) are standardised and fed to a logistic regression;
+accuracy is pooled over k-fold cross-validation grouped by clip (as ESC-50's folds keep a
+recording's pieces together), so each row is predicted once by a model that never saw its clip.
+The folds are StratifiedGroupKFold (shuffled with a fixed seed): grouped like GroupKFold, but
+with every class spread over the folds (plain GroupKFold can put a whole class in one fold).
+`probe/chance` is the majority-class rate of the rows scored (always predicting the most
+frequent class).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterator, Optional
+
+import numpy as np
+from sklearn import linear_model, model_selection, pipeline, preprocessing
+
+from avjax.evaluate.common import BatchesFactory, Evaluator, Value
+
+
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                   folds: int = 5, c: float = 1.0, seed: int = 0,
+                   max_iter: int = 1000) -> Optional[float]:
+  """Grouped, stratified k-fold accuracy of a standardised logistic regression, pooled over
+  the folds; None when there are fewer than 2 classes or 2 groups."""
+  n_groups = len(np.unique(groups))
+  folds = min(folds, n_groups)
+  if folds < 2 or len(np.unique(labels)) < 2:
+    return None
+  correct = 0
+  splitter = model_selection.StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+  with warnings.catch_warnings():
+    # Classes rarer than the fold count are expected on small eval sets.
+    warnings.simplefilter("ignore", UserWarning)
+    splits = list(splitter.split(features, labels, groups))
+  for train, test in splits:
+    if len(np.unique(labels[train])) < 2:
+      # One class to learn from: the classifier can only predict it.
+      correct += int(np.sum(labels[test] == labels[train][0]))
+      continue
+    clf = pipeline.make_pipeline(preprocessing.StandardScaler(),
+                                 linear_model.LogisticRegression(C=c, max_iter=max_iter))
+    clf.fit(features[train], labels[train])
+    correct += int(np.sum(clf.predict(features[test]) == labels[test]))
+  return correct / len(labels)
+
+
+def majority_rate(labels: np.ndarray) -> float:
+  """Accuracy of always predicting the most frequent class."""
+  return float(np.bincount(labels).max() / len(labels))
+
+
+class ProbeEvaluator(Evaluator):
+  """Yields probe/audio_accuracy, probe/image_accuracy and probe/chance (majority class)."""
+
+  name = "probe"
+  mode = "positives"
+
+  def __init__(self, batches: BatchesFactory, folds: int = 5, c: float = 1.0, seed: int = 0):
+    super().__init__(batches)
+    self.folds, self.c, self.seed = folds, c, seed
+
+  def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
+    labels = collected.get("class_id", np.zeros(0, np.int32))
+    keep = labels >= 0
+    labels = labels[keep]
+    groups = collected.get("clip_index", np.arange(len(keep)))[keep]
+    scored = False
+    for modality in ("audio", "image"):
+      features = collected.get(f"{modality}_features")
+      if features is None:
+        continue
+      acc = probe_accuracy(features[keep].reshape(len(labels), -1), labels, groups,
+                           self.folds, self.c, self.seed)
+      if acc is not None:
+        scored = True
+        yield f"probe/{modality}_accuracy", acc
+    if scored:
+      yield "probe/chance", majority_rate(labels)
+    else:
+      yield ("note/probe", f"probe needs features, 2+ classes and 2+ clips; got "
+             f"{len(np.unique(labels))} class(es) over {len(np.unique(groups))} clip(s)")

@@ -1,0 +1,60 @@
+"""A console table of evaluation results, each metric beside its baseline."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+
+def _baseline_key(key: str, metrics: Mapping) -> Optional[str]:
+  """The baseline a metric is read against, when the results hold one."""
+  if key.startswith("ndcg") and not key.endswith("/random"):
+    candidate = key.split("/")[0] + "/random"
+  elif key.startswith("loc/"):
+    candidate = "baseline/centre/" + key
+  elif key.startswith("probe/") and key != "probe/chance":
+    candidate = "probe/chance"
+  else:
+    return None
+  return candidate if candidate in metrics else None
+
+
+def _fmt(value, key: str = "") -> str:
+  if isinstance(value, float) and "/num_" in key:
+    return str(int(value))
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return str(value)
+
+
+def format_table(metrics: Mapping[str, object]) -> str:
+  """Rows "metric | value | baseline (name)"; baselines shown beside their metric; notes and
+  other entries (step, split) listed after the table. Every key of `metrics` appears."""
+  shown_as_baseline = {_baseline_key(k, metrics) for k in metrics} - {None}
+  rows, notes, other = [], [], []
+  if "avc_accuracy" in metrics:
+    rows.append(("avc_accuracy", _fmt(metrics["avc_accuracy"]), "0.5000 (chance: balanced pairs)"))
+  for key, value in metrics.items():
+    if key == "avc_accuracy" or key in shown_as_baseline:
+      continue
+    if key.startswith("note/"):
+      notes.append(f"  {key}: {value}")
+      continue
+    base = _baseline_key(key, metrics)
+    if base is not None:
+      rows.append((key, _fmt(value), f"{_fmt(metrics[base])} ({base})"))
+    elif isinstance(value, float) and "/" in key:
+      rows.append((key, _fmt(value, key), ""))
+    else:
+      other.append(f"  {key}: {_fmt(value)}")
+  # Baselines whose metric is missing still get a row of their own.
+  for key in sorted(shown_as_baseline):
+    if not any(_baseline_key(k, metrics) == key for k in metrics if k not in shown_as_baseline):
+      rows.append((key, _fmt(metrics[key]), ""))
+  width = max([len(r[0]) for r in rows] + [len("metric")])
+  lines = [f"{'metric':<{width}}  {'value':>8}  baseline", "-" * (width + 30)]
+  lines += [f"{name:<{width}}  {value:>8}  {base}".rstrip() for name, value, base in rows]
+  if other:
+    lines += ["", *other]
+  if notes:
+    lines += ["", "notes:", *notes]
+  return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""Evaluators end to end on synthetic batches (as data_pipeline.pipeline.eval_batches makes them)
+and toy models whose scores are known."""
+
+import ml_collections
+import numpy as np
+import pytest
+
+from avjax import evaluate
+from avjax.evaluate import metrics
+from avjax.evaluate.avc import AvcEvaluator
+from avjax.evaluate.localisation import LocalisationEvaluator
+from avjax.evaluate.probe import ProbeEvaluator
+from avjax.evaluate.retrieval import RetrievalEvaluator
+from data_pipeline.clips import Clip, DataError
+
+NUM_CLIPS, NUM_CLASSES, BATCH, SIZE = 150, 5, 32, 8
+CLASSES = [f"class{c}" for c in range(NUM_CLASSES)]
+CLASS_OF = np.arange(NUM_CLIPS) % NUM_CLASSES
+CLIPS = [Clip(path=f"v{i}.mp4", audio_path=f"v{i}.mp4", duration=3.0, fps=8.0, audio_rate=16000,
+              audio_channels=1, labels=(CLASSES[CLASS_OF[i]],), split="val")
+         for i in range(NUM_CLIPS)]
+# Target boxes in the image corners (never the centre); each clip's distractor is opposite.
+CORNERS = np.array([[0, 0, .4, .4], [.6, 0, 1, .4], [0, .6, .4, 1], [.6, .6, 1, 1]], np.float32)
+
+
+def make_batches(mode, num_clips=NUM_CLIPS, boxes=True):
+  """Batches of the contract. The toy "content": image[..., 0, 0, 0] holds the frame's clip
+  index and audio[..., 0, 0, 0] the audio's clip index (negatives: another clip)."""
+  rng = np.random.default_rng(0)
+  rows = np.arange(num_clips)
+  audio_src = rows.copy()
+  label = np.ones(num_clips, np.int32)
+  if mode == "pairs":
+    rows = np.repeat(rows, 2)
+    label = np.tile([1, 0], num_clips).astype(np.int32)
+    audio_src = np.where(label == 1, rows, (rows + 1 + rng.integers(0, num_clips - 1,
+                                                                    len(rows))) % num_clips)
+  for start in range(0, len(rows), BATCH):
+    idx = rows[start:start + BATCH]
+    n = len(idx)
+    pad = lambda x, fill: np.concatenate([x, np.full((BATCH - n,) + x.shape[1:], fill, x.dtype)])
+    image = np.zeros((n, SIZE, SIZE, 3), np.uint8)
+    image[:, 0, 0, 0] = idx
+    audio = np.zeros((n, 5, 4, 1), np.float32)
+    audio[:, 0, 0, 0] = audio_src[start:start + BATCH]
+    target = CORNERS[idx % 4] if boxes else -np.ones((n, 4), np.float32)
+    distractors = np.stack([CORNERS[3 - idx % 4], -np.ones((n, 4), np.float32)], axis=1)
+    yield {
+        "image": pad(image, 0), "audio": pad(audio, 0),
+        "label": pad(label[start:start + BATCH], 0),
+        "class_id": pad(CLASS_OF[idx].astype(np.int32), -1),
+        "clip_index": pad(idx.astype(np.int32), -1),
+        "target_box": pad(target.astype(np.float32), -1),
+        "distractor_boxes": pad(distractors.astype(np.float32), -1),
+        "valid": pad(np.ones(n, bool), False),
+    }
+
+
+def toy_model(kind="avol", quality="perfect", calls=None):
+  """predict_fn whose outputs follow the contract and whose scores are known."""
+  rng = np.random.default_rng(1)
+
+  def predict_fn(batch):
+    if calls is not None:
+      calls.append(1)
+    frame, sound = batch["image"][:, 0, 0, 0].astype(int), batch["audio"][:, 0, 0, 0].astype(int)
+    b = len(frame)
+    same = (frame == sound) if quality != "inverted" else (frame != sound)
+    one_hot = lambda clip: np.eye(NUM_CLASSES)[CLASS_OF[clip]].astype(np.float32)
+    if quality == "noise":
+      img, aud = rng.standard_normal((b, 16)), rng.standard_normal((b, 16))
+    else:
+      img = np.concatenate([one_hot(frame), 0.01 * rng.standard_normal((b, 11))], 1)
+      aud = np.concatenate([one_hot(sound), 0.01 * rng.standard_normal((b, 11))], 1)
+    out = {"logit": np.where(same, 4.0, -4.0).astype(np.float32),
+           "image_features": img.astype(np.float32), "audio_features": aud.astype(np.float32)}
+    if kind in ("ave", "avol"):
+      out["image_embedding"] = metrics_normalise(img)
+      out["audio_embedding"] = metrics_normalise(aud)
+    if kind == "avol":
+      # A 4x4 map lit on the target's corner cell: the peak is inside the target box.
+      maps = np.zeros((b, 4, 4), np.float32)
+      corner = frame % 4
+      maps[np.arange(b), np.where(corner >= 2, 3, 0), np.where(corner % 2 == 1, 3, 0)] = 1.0
+      out["loc_map"] = maps
+    return out
+
+  return predict_fn
+
+
+def metrics_normalise(x):
+  return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _positives():
+  return lambda: make_batches("positives")
+
+
+def test_avc_perfect_and_inverted():
+  ev = AvcEvaluator(lambda: make_batches("pairs"))
+  assert dict(ev.run(toy_model()))["avc_accuracy"] == 1.0
+  assert dict(ev.run(toy_model(quality="inverted")))["avc_accuracy"] == 0.0
+
+
+def test_retrieval_perfect_is_one_and_shuffled_is_the_random_row():
+  ev = RetrievalEvaluator(_positives(), CLIPS, CLASSES, k=30, query_chunk=64, db_chunk=50)
+  perfect = dict(ev.run(toy_model("ave")))
+  for direction in ("im-im", "im-aud", "aud-im", "aud-aud"):
+    assert perfect[f"ndcg30/{direction}"] == pytest.approx(1.0)
+  # 29 same-class others out of 149: a random rank holds a relevant item with p = 29/149, so
+  # E[DCG@30] = 29/149 * sum_{i<=30} 1/log2(i+1); the ideal order fills only 29 ranks.
+  disc = 1 / np.log2(np.arange(2, 32))
+  assert perfect["ndcg30/random"] == pytest.approx(29 / 149 * disc.sum() / disc[:29].sum())
+  shuffled = dict(ev.run(toy_model("ave", quality="noise")))
+  for direction in ("im-im", "im-aud", "aud-im", "aud-aud"):
+    assert shuffled[f"ndcg30/{direction}"] == pytest.approx(shuffled["ndcg30/random"], abs=0.05)
+
+
+def test_retrieval_without_joint_embedding_uses_features_and_notes_it():
+  out = dict(RetrievalEvaluator(_positives(), CLIPS, CLASSES).run(toy_model("l3")))
+  assert out["ndcg30/im-im"] == pytest.approx(1.0) and out["ndcg30/aud-aud"] == pytest.approx(1.0)
+  assert "ndcg30/im-aud" not in out and "ndcg30/aud-im" not in out
+  assert "joint embedding" in out["note/retrieval"]
+
+
+def test_retrieval_with_an_ontology():
+  ontology = {"/m/r": {"name": "root", "child_ids": [f"/m/{c}" for c in CLASSES]}}
+  ontology.update({f"/m/{c}": {"name": c, "child_ids": []} for c in CLASSES})
+  out = dict(RetrievalEvaluator(_positives(), CLIPS, CLASSES, ontology).run(toy_model("ave")))
+  assert out["ndcg30/im-im"] == pytest.approx(1.0)
+  # Every other item has relevance 20 (same class) or 18 (sibling): random is close to 1.
+  assert 0.9 < out["ndcg30/random"] < 1.0
+
+
+def test_localisation_model_and_centre_baseline():
+  out = dict(LocalisationEvaluator(_positives()).run(toy_model("avol")))
+  assert out["loc/pointing"] == 1.0 and out["loc/distractor_pick"] == 0.0
+  assert out["baseline/centre/loc/pointing"] == 0.0  # the centre is in no corner box
+  assert out["loc/num_images"] == NUM_CLIPS
+  for key in ("loc/ciou_ap50", "loc/auc", "loc/ciou_mean"):
+    assert 0.0 <= out[key] <= 1.0 and 0.0 <= out[f"baseline/centre/{key}"] <= 1.0
+  assert out["loc/ciou_mean"] > out["baseline/centre/loc/ciou_mean"]
+  # A map that peaks on the distractor's corner.
+  flipped = toy_model("avol")
+  def on_distractor(batch):
+    res = flipped(batch)
+    res["loc_map"] = res["loc_map"][:, ::-1, ::-1].copy()
+    return res
+  out = dict(LocalisationEvaluator(_positives()).run(on_distractor))
+  assert out["loc/pointing"] == 0.0 and out["loc/distractor_pick"] == 1.0
+
+
+def test_localisation_notes_without_map_or_boxes():
+  assert "note/localisation" in dict(LocalisationEvaluator(_positives()).run(toy_model("ave")))
+  no_boxes = LocalisationEvaluator(lambda: make_batches("positives", boxes=False))
+  out = dict(no_boxes.run(toy_model("avol")))
+  assert "target box" in out["note/localisation"] and "loc/pointing" not in out
+
+
+def test_probe_separable_high_and_noise_near_chance():
+  ev = ProbeEvaluator(_positives(), folds=5)
+  good = dict(ev.run(toy_model("l3")))
+  assert good["probe/audio_accuracy"] > 0.95 and good["probe/image_accuracy"] > 0.95
+  assert good["probe/chance"] == pytest.approx(0.2)
+  noise = dict(ev.run(toy_model("l3", quality="noise")))
+  assert abs(noise["probe/audio_accuracy"] - 0.2) < 0.12
+  assert abs(noise["probe/image_accuracy"] - 0.2) < 0.12
+
+
+def test_run_evaluators_end_to_end_and_table():
+  cfg = evaluate.default_eval_config()
+  cfg.batch_size = BATCH
+  evaluators = evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  calls = []
+  results = evaluate.run_evaluators(evaluators, toy_model("avol", calls=calls))
+  # One pass over the pairs and ONE shared pass over the positives.
+  assert len(calls) == -(-2 * NUM_CLIPS // BATCH) + -(-NUM_CLIPS // BATCH)
+  expected = {"avc_accuracy", "ndcg30/im-im", "ndcg30/im-aud", "ndcg30/aud-im", "ndcg30/aud-aud",
+              "ndcg30/random", "probe/audio_accuracy", "probe/image_accuracy", "probe/chance"}
+  for key in ("ciou_ap50", "auc", "ciou_mean", "pointing", "distractor_pick"):
+    expected |= {f"loc/{key}", f"baseline/centre/loc/{key}"}
+  assert expected <= set(results)
+  assert results["avc_accuracy"] == 1.0 and results["ndcg30/im-aud"] == pytest.approx(1.0)
+  table = evaluate.format_table({"step": 7, "split": "val", **results,
+                                 "note/extra": "a note"})
+  for key in list(results) + ["step", "split", "note/extra"]:
+    assert key in table
+  ndcg_line = next(line for line in table.splitlines() if line.startswith("ndcg30/im-im "))
+  assert "ndcg30/random" in ndcg_line
+  loc_line = next(line for line in table.splitlines() if line.startswith("loc/auc "))
+  assert "baseline/centre/loc/auc" in loc_line
+  probe_line = next(line for line in table.splitlines() if line.startswith("probe/audio"))
+  assert "probe/chance" in probe_line
+
+
+def test_l3_run_gives_notes_and_no_cross_modal_rows():
+  cfg = ml_collections.ConfigDict(dict(evaluators=("retrieval", "localisation")))
+  results = evaluate.run_evaluators(
+      evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES), toy_model("l3"))
+  assert "note/retrieval" in results and "note/localisation" in results
+  assert "ndcg30/im-aud" not in results
+  assert "note/localisation" in evaluate.format_table(results)
+
+
+def test_unknown_evaluator_is_a_data_error():
+  cfg = evaluate.default_eval_config()
+  cfg.evaluators = ("avc", "nope")
+  with pytest.raises(DataError, match="nope"):
+    evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+
+
+def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
+  centre = metrics.centre_prior_maps(1, 224, 224)
+  scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
+  assert scores[0] > 0.7

@@ -1,0 +1,147 @@
+"""Tests of avjax.evaluate metric functions against independent or hand-worked answers."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import ndcg_score
+
+from avjax.evaluate import knn, metrics
+from avjax.evaluate.ontology import flat_relevance, ontology_relevance
+
+
+def test_avc_accuracy_perfect_inverted_and_mask():
+  labels = np.array([1, 0, 1, 0, 1])
+  logits = np.array([3.0, -2.0, 0.5, -0.1, 7.0])
+  assert metrics.avc_accuracy(logits, labels) == 1.0
+  assert metrics.avc_accuracy(-logits, labels) == 0.0
+  valid = np.array([True, True, False, False, False])
+  wrong_on_masked = np.array([3.0, -2.0, -5.0, 5.0, -1.0])
+  assert metrics.avc_accuracy(wrong_on_masked, labels, valid) == 1.0
+
+
+def test_ndcg_matches_sklearn_with_query_excluded():
+  rng = np.random.default_rng(0)
+  n, k = 60, 10
+  classes = np.repeat(np.arange(6), 10)  # every query has relevant others
+  x = rng.standard_normal((n, 8))
+  sim = x @ x.T
+  order = np.argsort(-np.where(np.eye(n, dtype=bool), -np.inf, sim), axis=1)[:, :n - 1]
+  ours = metrics.ndcg_at_k(order[:, :k], np.arange(n), flat_relevance([(c,) for c in classes]), k)
+  for i in range(n):
+    others = np.delete(np.arange(n), i)
+    y_true = (classes[others] == classes[i]).astype(float)[None]
+    expected = ndcg_score(y_true, sim[i, others][None], k=k)
+    assert ours[i] == pytest.approx(expected, abs=1e-9)
+
+
+def test_ndcg_nan_without_relevant_items_and_self_retrieval_rejected():
+  rel = flat_relevance([("a",), ("b",), ("a",)])
+  out = metrics.ndcg_at_k(np.array([[2, 1], [0, 2], [1, 0]]), np.arange(3), rel, 2)
+  assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx(1 / np.log2(3))
+  with pytest.raises(ValueError):
+    metrics.ndcg_at_k(np.array([[0, 1]]), np.array([0]), rel, 2)
+
+
+def test_random_ndcg_is_the_mean_over_permutations():
+  rng = np.random.default_rng(1)
+  labels = [(int(c),) for c in rng.integers(0, 3, 12)]
+  rel = flat_relevance(labels)
+  k = 4
+  expected = metrics.random_ndcg_at_k(np.arange(12), rel, k)
+  sims = []
+  for _ in range(4000):
+    order = np.array([np.delete(np.arange(12), i)[rng.permutation(11)] for i in range(12)])
+    sims.append(metrics.ndcg_at_k(order[:, :k], np.arange(12), rel, k))
+  np.testing.assert_allclose(np.nanmean(sims, axis=0), expected, atol=0.02)
+
+
+def test_chunked_top_k_equals_brute_force():
+  rng = np.random.default_rng(2)
+  q = rng.standard_normal((70, 16)).astype(np.float32)
+  db = np.concatenate([q, rng.standard_normal((33, 16)).astype(np.float32)])
+  k = 7
+  scores, idx = knn.top_k_neighbours(q, db, k, query_ids=np.arange(70), query_chunk=16,
+                                     db_chunk=10)
+  sim = q.astype(np.float64) @ db.T.astype(np.float64)
+  sim[np.arange(70), np.arange(70)] = -np.inf
+  brute = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+  np.testing.assert_array_equal(idx, brute)
+  np.testing.assert_allclose(scores, np.take_along_axis(sim, brute, 1), rtol=1e-5)
+  # Fewer items than k: missing neighbours are -1.
+  _, few = knn.top_k_neighbours(q[:3], q[:3], 4, query_ids=np.arange(3))
+  assert (few[:, 2:] == -1).all() and set(few[0, :2]) == {1, 2}
+
+
+def test_ontology_relevance_on_a_small_tree():
+  # root -> animal -> {dog, cat}; root -> music -> guitar; "island" is unconnected.
+  ontology = {
+      "/m/root": {"name": "Root", "child_ids": ["/m/animal", "/m/music"]},
+      "/m/animal": {"name": "Animal", "child_ids": ["/m/dog", "/m/cat"]},
+      "/m/dog": {"name": "Dog", "child_ids": []},
+      "/m/cat": {"name": "Cat", "child_ids": []},
+      "/m/music": {"name": "Music", "child_ids": ["/m/guitar"]},
+      "/m/guitar": {"name": "Guitar", "child_ids": []},
+      "/m/island": {"name": "Island", "child_ids": []},
+  }
+  items = [("Dog",), ("/m/cat",), ("Guitar",), ("Dog", "Guitar"), ("Island",), ()]
+  rel = ontology_relevance(items, ontology)
+  r = lambda i, j: float(rel.between(np.array([i]), np.array([[j]]))[0, 0])
+  assert r(0, 0) == 20          # d(dog, dog) = 0
+  assert r(0, 1) == 18          # dog - animal - cat
+  assert r(0, 2) == 16          # dog - animal - root - music - guitar
+  assert r(1, 3) == 18          # max over (cat, dog)=2 and (cat, guitar)=4
+  assert r(2, 3) == 20          # shares guitar
+  assert r(0, 4) == 0 and r(4, 4) == 20   # unconnected label
+  assert r(0, 5) == 0 and r(5, 5) == 0    # unlabelled item
+
+
+def test_ciou_auc_on_hand_worked_maps():
+  size = 8
+  # Map 1: bright left half -> median binarisation keeps the left 4 columns (32 pixels).
+  left = np.zeros((1, 4, 4)); left[0, :, :2] = 1.0
+  box = np.array([[0.0, 0.0, 0.5, 0.5]])  # top-left quadrant: 16 pixels
+  pred = metrics.binarise_median(metrics.minmax_normalise(metrics.upsample_bilinear(left, size)))
+  assert pred.sum() == 32 and pred[0, :, :4].all()
+  # cIoU = |pred & gt| / (|gt| + |pred \ gt|) = 16 / (16 + 16) = 0.5
+  assert metrics.ciou_scores(left, box, size)[0] == pytest.approx(0.5)
+  # Box = whole left half: 32 / (32 + 0) = 1; box on the right half: 0 / (32 + 32) = 0.
+  scores = metrics.ciou_scores(np.repeat(left, 2, 0), np.array([[0, 0, .5, 1], [.5, 0, 1, 1]]),
+                               size)
+  np.testing.assert_allclose(scores, [1.0, 0.0])
+  summary = metrics.ciou_summary(np.array([0.0, 0.5, 1.0, 0.25]))
+  assert summary["ciou_ap50"] == 0.5 and summary["ciou_mean"] == pytest.approx(0.4375)
+  # success(t): t=0 -> 1; 0<t<=.25 -> .75; .25<t<=.5 -> .5; .5<t<=1 -> .25.
+  # Trapezoids: [0,.05]: (1+.75)/2*.05 = .04375; (.05,.25]: .75*.2 = .15; (.25,.3]: .03125;
+  # (.3,.5]: .1; (.5,.55]: .01875; (.55,1]: .1125  -> 0.45625
+  assert summary["auc"] == pytest.approx(0.45625)
+
+
+def test_upsample_is_bilinear_with_half_pixel_centres():
+  up = metrics.upsample_bilinear(np.array([[[0.0, 1.0]]]), 4)
+  np.testing.assert_allclose(up[0, 0], [0.0, 0.25, 0.75, 1.0])
+
+
+def test_pointing_and_distractor_pick():
+  maps = np.zeros((3, 4, 4))
+  maps[0, 0, 0] = 1   # peak at (0.125, 0.125)
+  maps[1, 3, 3] = 1   # peak at (0.875, 0.875)
+  maps[2, 0, 3] = 1   # peak at (0.875, 0.125)
+  target = np.array([[0, 0, .5, .5]] * 3)
+  distractors = np.array([[[.5, .5, 1, 1], [-1, -1, -1, -1]],
+                          [[.5, .5, 1, 1], [-1, -1, -1, -1]],
+                          [[-1, -1, -1, -1], [-1, -1, -1, -1]]])
+  np.testing.assert_array_equal(metrics.pointing_hits(maps, target), [True, False, False])
+  picked, has = metrics.distractor_picks(maps, target, distractors)
+  np.testing.assert_array_equal(picked, [False, True, False])
+  np.testing.assert_array_equal(has, [True, True, False])
+  # Unknown target boxes never count as hits.
+  assert not metrics.pointing_hits(maps[:1], -np.ones((1, 4)))[0]
+
+
+def test_centre_prior_peaks_in_the_middle():
+  centre = metrics.centre_prior_maps(2, 7, 7)
+  assert centre.shape == (2, 7, 7)
+  np.testing.assert_allclose(metrics.peak_points(centre), [[0.5, 0.5]] * 2)
+  # Median binarisation keeps a centred disk of half the area (radius ~0.4), inside this box:
+  # cIoU ~ 0.5 / 0.64.
+  box = np.array([[0.1, 0.1, 0.9, 0.9]] * 2)
+  np.testing.assert_allclose(metrics.ciou_scores(centre, box, 56), 0.5 / 0.64, atol=0.03)

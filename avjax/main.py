@@ -1,0 +1,73 @@
+"""avjax entry point: flags only.
+
+  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol [--mode=train|eval]
+      [--config.train.batch_size=64 ...]
+
+Any config field can be overridden with --config.SECTION.KEY=VALUE.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("experiment", None, "NAME[:VARIANT], e.g. avol, avol:demo, l3:tiny.")
+flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (resuming if possible) or evaluate.")
+flags.DEFINE_integer("checkpoint", None, "Step to evaluate (default: the latest).")
+flags.DEFINE_string("split", "test", "Split to evaluate in --mode=eval.")
+flags.DEFINE_bool("distributed", False,
+                  "Call jax.distributed.initialize() first (multi-host cluster jobs; the "
+                  "coordinator is found from the cluster environment or the flags below).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+
+_OVERRIDE_PREFIX = "--config."
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl parsing, with every --config.KEY=VALUE set aside for the config."""
+  global _OVERRIDES
+  _OVERRIDES = [a[len(_OVERRIDE_PREFIX):] for a in argv[1:] if a.startswith(_OVERRIDE_PREFIX)]
+  rest = [a for a in argv if not a.startswith(_OVERRIDE_PREFIX)]
+  try:
+    return FLAGS(rest)
+  except flags.Error as err:
+    sys.exit(f"avjax: {err}")
+
+
+_OVERRIDES: list[str] = []
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    sys.exit(f"avjax: unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS.experiment:
+    sys.exit("avjax: --experiment is required (experiments: l3, ave, avol; variants: "
+             "paper, demo, tiny), e.g. --experiment=avol:demo")
+  if not FLAGS.workdir:
+    sys.exit("avjax: --workdir is required: the folder for checkpoints and metrics")
+
+  # Imports here so that --help and flag errors answer at once.
+  import jax  # pylint: disable=g-import-not-at-top
+  from avjax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from avjax.train import loop  # pylint: disable=g-import-not-at-top
+  from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
+
+  if FLAGS.distributed:
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+  try:
+    config = config_lib.get_config(FLAGS.experiment, _OVERRIDES)
+    if FLAGS.mode == "train":
+      loop.train_and_evaluate(config, FLAGS.workdir)
+    else:
+      loop.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.split)
+  except (config_lib.ConfigError, DataError, loop.TrainingDiverged) as err:
+    sys.exit(f"avjax: {err}")
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)

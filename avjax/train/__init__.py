@@ -1,0 +1,1 @@
+"""The one trainer for all three nets: state, step, checkpoints, loop."""

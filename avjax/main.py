@@ -6,6 +6,7 @@
 Any config field can be overridden with --config.SECTION.KEY=VALUE.
 """
 
+import logging
 import sys
 
 from absl import app
@@ -49,6 +50,11 @@ def main(argv: list[str]) -> None:
              "paper, demo, tiny), e.g. --experiment=avol:demo")
   if not FLAGS.workdir:
     sys.exit("avjax: --workdir is required: the folder for checkpoints and metrics")
+
+  # Orbax and Grain log every save at INFO: show warnings and up unless asked (-v 0).
+  if not FLAGS["verbosity"].present:
+    for name in ("", "absl"):
+      logging.getLogger(name).setLevel(logging.WARNING)
 
   # Imports here so that --help and flag errors answer at once.
   import jax  # pylint: disable=g-import-not-at-top

@@ -247,9 +247,11 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
 def ensure_embedded(out_dir: Optional[str] = None, seed: int = 0) -> str:
   """Returns the embedded dataset dir, building it first when `labels.jsonl` is missing."""
   out_dir = out_dir or default_dir()
-  if not os.path.exists(os.path.join(out_dir, "labels.jsonl")):
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    build(out_dir, seed)
+  if os.path.exists(os.path.join(out_dir, "labels.jsonl")):
+    return out_dir
+  with src.file_lock(os.path.abspath(out_dir) + ".lock"):
+    if not os.path.exists(os.path.join(out_dir, "labels.jsonl")):  # built while we waited?
+      build(out_dir, seed)
   return out_dir
 
 

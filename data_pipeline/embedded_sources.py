@@ -12,6 +12,8 @@ Everything lands under `<cache>/sources`, so a second build downloads nothing.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import shutil
@@ -118,9 +120,27 @@ def _wheel(src: str, project: str, prefix: str) -> str:
   return found[0]
 
 
+@contextlib.contextmanager
+def file_lock(path: str):
+  """An exclusive lock on `path` (created), so that parallel processes (test workers, several
+  jobs on one machine) build a cached folder once instead of racing on it."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "a") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fetch_sources(cache_dir: str) -> str:
   """Downloads and extracts the media once; returns the extracted root (idempotent)."""
   src = os.path.join(cache_dir, "sources")
+  with file_lock(src + ".lock"):
+    return _fetch_sources_locked(src)
+
+
+def _fetch_sources_locked(src: str) -> str:
   root = os.path.join(src, "extracted")
   if os.path.exists(os.path.join(root, ".complete")):
     return root

@@ -26,7 +26,8 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
   """Grouped, stratified k-fold accuracy of a standardised logistic regression, pooled over
   the folds; None when there are fewer than 2 classes or 2 groups."""
   n_groups = len(np.unique(groups))
-  folds = min(folds, n_groups)
+  # sklearn refuses more folds than the largest class has members (small test splits).
+  folds = min(folds, n_groups, int(np.bincount(labels).max()) if len(labels) else 0)
   if folds < 2 or len(np.unique(labels)) < 2:
     return None
   correct = 0

@@ -177,10 +177,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         elapsed = time.perf_counter() - interval_start
         last_logged["clips_per_s"] = interval_steps * s.global_batch_size / elapsed
         interval_start, interval_steps = time.perf_counter(), 0
-        if not np.isfinite(last_logged["loss"]):
+        # A finite loss can hide parameters that already went inf: check both.
+        bad = [k for k in ("loss", "param_norm") if not np.isfinite(last_logged[k])]
+        if bad:
           ckpt.close()
           raise TrainingDiverged(
-              f"loss became {last_logged['loss']} by step {step}; stopped without saving. "
+              f"{bad[0]} became {last_logged[bad[0]]} by step {step}; stopped without saving. "
               f"The last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
         writer.write(step, last_logged)
         bar.set_postfix(loss=f"{last_logged['loss']:.3f}", acc=f"{last_logged['accuracy']:.2f}",

@@ -22,7 +22,7 @@ def correspondence_loss(logit: jax.Array, label: jax.Array) -> jax.Array:
 
 
 def _global_norm(tree) -> jax.Array:
-  return optax.global_norm(tree)
+  return optax.tree.norm(tree)
 
 
 def train_step(state: TrainState, batch: dict, *, model: nn.Module,

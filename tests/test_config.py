@@ -1,0 +1,70 @@
+"""Experiments, variants and command-line overrides; user mistakes give one line, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from avjax import config as config_lib
+
+
+@pytest.mark.parametrize("name", ["l3", "ave", "avol"])
+@pytest.mark.parametrize("variant", ["paper", "demo", "tiny"])
+def test_every_experiment_and_variant_builds(name, variant):
+  config = config_lib.get_config(f"{name}:{variant}")
+  assert config.model.name == name
+  assert config.experiment == f"{name}:{variant}"
+
+
+def test_paper_is_the_default_variant_and_l3_keeps_stride_one():
+  assert config_lib.get_config("avol").to_dict() == config_lib.get_config("avol:paper").to_dict()
+  l3, ave = config_lib.get_config("l3"), config_lib.get_config("ave")
+  assert (l3.model.vision_stride, l3.model.audio_stride) == (1, 1)
+  assert (ave.model.vision_stride, ave.model.audio_stride) == (2, 2)
+  assert l3.data.sample_rate == 48000 and l3.data.image_size == 224
+
+
+def test_overrides_are_typed_by_the_field_they_replace():
+  config = config_lib.get_config("avol:tiny", [
+      "train.batch_size=64", "train.learning_rate=3e-4", "data.augment=false",
+      "data.root=/data/videos", "eval.evaluators=avc,probe"])
+  assert config.train.batch_size == 64 and isinstance(config.train.batch_size, int)
+  assert config.train.learning_rate == pytest.approx(3e-4)
+  assert config.data.augment is False
+  assert config.data.root == "/data/videos"
+  assert tuple(config.eval.evaluators) == ("avc", "probe")
+
+
+@pytest.mark.parametrize("spec, overrides, expected", [
+    ("nope", [], "unknown experiment 'nope'; experiments: l3, ave, avol"),
+    ("avol:huge", [], "unknown variant 'huge' of experiment 'avol'; variants: paper, demo, tiny"),
+    ("avol", ["train.batchsize=3"], "unknown config key 'train.batchsize'"),
+    ("avol", ["trian.batch_size=3"], "unknown config section 'trian'"),
+    ("avol", ["train.batch_size=many"], "bad value for --config.train.batch_size"),
+    ("avol", ["train.batch_size"], "is not of the form --config.KEY=VALUE"),
+])
+def test_mistakes_raise_one_line_naming_what_exists(spec, overrides, expected):
+  with pytest.raises(config_lib.ConfigError) as err:
+    config_lib.get_config(spec, overrides)
+  assert expected in str(err.value)
+  assert "\n" not in str(err.value)
+
+
+def _main(*args):
+  return subprocess.run([sys.executable, "-m", "avjax.main", *args], capture_output=True,
+                        text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--experiment=avl", "--workdir=/tmp/x"], "avjax: unknown experiment 'avl'; experiments:"),
+    (["--experiment=avol:big", "--workdir=/tmp/x"], "variants: paper, demo, tiny"),
+    (["--experiment=avol:tiny", "--workdir=/tmp/x", "--config.train.nope=1"],
+     "avjax: unknown config key 'train.nope'; keys of 'train':"),
+    (["--workdir=/tmp/x"], "avjax: --experiment is required"),
+    (["--experiment=avol", "--mode=fly", "--workdir=/tmp/x"], "avjax: "),
+])
+def test_command_line_mistakes_exit_with_one_line(args, expected):
+  proc = _main(*args)
+  assert proc.returncode != 0
+  assert expected in proc.stderr
+  assert "Traceback" not in proc.stderr

@@ -7,6 +7,7 @@ Any config field can be overridden with --config.SECTION.KEY=VALUE.
 """
 
 import logging
+import os
 import sys
 
 from absl import app
@@ -62,6 +63,11 @@ def main(argv: list[str]) -> None:
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
 
+  # Compiled steps are cached on disk: a second start of the same experiment skips XLA.
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", os.environ.get(
+        "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)

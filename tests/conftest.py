@@ -1,7 +1,15 @@
 """Shared test set-up: parsed absl flags (Grain workers read them) and the embedded dataset."""
 
+import os
+
 import pytest
 from absl import flags
+
+# Compiled steps are cached on disk and shared by the tests' processes: the tiny nets are
+# compiled once per suite run, not once per test.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.expanduser("~/.cache/avjax/jax-tests"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 # Grain worker processes read absl flags; in tests nothing else parses them.
 flags.FLAGS.mark_as_parsed()

@@ -30,6 +30,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       brightness=0.2,
       saturation=0.2,
       gain=0.1,
+      # Decoded-clip cache per worker (MB; 0 = off): for small datasets read over and over.
+      decode_cache_mb=0,
+      decode_cache_max_seconds=12.0,
       # Workers and guards.
       num_workers=2,
       per_file_timeout_s=20.0,

@@ -8,6 +8,7 @@ decodes a whole file: frames and audio are found by seeking to the nearest key f
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import stat
@@ -58,11 +59,25 @@ def _open(path: str, timeout_s: float):
     raise DecodeError(f"not a media file ({_reason(e)})") from None
 
 
+@contextlib.contextmanager
+def open_video(path: str, timeout_s: float):
+  """(container, first video stream) of a media file, with the same checks as read_frame."""
+  with _open(path, timeout_s) as container:
+    if not container.streams.video:
+      raise DecodeError("no video stream")
+    stream = container.streams.video[0]
+    if max(stream.codec_context.width, stream.codec_context.height) > _MAX_SIDE:
+      raise DecodeError(f"frame size {stream.codec_context.width}x{stream.codec_context.height}"
+                        " too large")
+    yield container, stream
+
+
 def _reason(e: BaseException) -> str:
   return str(getattr(e, "strerror", None) or e).strip().splitlines()[0][:200] or type(e).__name__
 
 
-def _stream_time(stream, pts) -> float | None:
+def stream_time(stream, pts) -> float | None:
+  """A packet or frame timestamp in seconds (None when unknown)."""
   return None if pts is None else float(pts * stream.time_base)
 
 
@@ -93,13 +108,7 @@ def read_frame_with_time(path: str, t: float, *,
   if is_image(path):
     return read_image(path), 0.0
   deadline = time.monotonic() + timeout_s
-  with _open(path, timeout_s) as container:
-    if not container.streams.video:
-      raise DecodeError("no video stream")
-    stream = container.streams.video[0]
-    if max(stream.codec_context.width, stream.codec_context.height) > _MAX_SIDE:
-      raise DecodeError(f"frame size {stream.codec_context.width}x{stream.codec_context.height}"
-                        " too large")
+  with open_video(path, timeout_s) as (container, stream):
     frame = _frame_at(container, stream, t, deadline, seek=True)
     if frame is None:
       # Some containers (e.g. unindexed avi/webm) seek past t: decode from the start instead.
@@ -107,7 +116,7 @@ def read_frame_with_time(path: str, t: float, *,
       frame = _frame_at(container, stream, t, deadline, seek=False)
     if frame is None:
       raise DecodeError("no decodable video frame")
-    return frame.to_ndarray(format="rgb24"), _stream_time(stream, frame.pts) or 0.0
+    return frame.to_ndarray(format="rgb24"), stream_time(stream, frame.pts) or 0.0
 
 
 def _frame_at(container, stream, t, deadline, seek):
@@ -124,7 +133,7 @@ def _frame_at(container, stream, t, deadline, seek):
     for frame in container.decode(stream):
       if time.monotonic() > deadline:
         raise DecodeError("video decoding timed out")
-      ft = _stream_time(stream, frame.pts)
+      ft = stream_time(stream, frame.pts)
       if ft is not None and ft > t + 1e-6:
         if previous is not None:
           return previous
@@ -189,7 +198,7 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
     for frame in container.decode(stream):
       if time.monotonic() > deadline:
         raise DecodeError("audio decoding timed out")
-      ft = _stream_time(stream, frame.pts)
+      ft = stream_time(stream, frame.pts)
       if ft is None:
         ft = next_time if next_time is not None else 0.0
       next_time = ft + frame.samples / src_rate

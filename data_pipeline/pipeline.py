@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
-from data_pipeline import decode, features, pairs
+from data_pipeline import clip_cache, decode, features, pairs
 from data_pipeline.clips import Clip, DataError, class_names
 
 _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
@@ -26,10 +26,18 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
   rng None means evaluation: centre crop, no augmentation.
   """
   image_clip, audio_clip = clips[spec.image_clip], clips[spec.audio_clip]
-  frame = decode.read_frame(image_clip.path, spec.frame_time,
-                            timeout_s=data_cfg.per_file_timeout_s)
-  wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
-                           data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  cache = clip_cache.for_config(data_cfg)
+  if cache and cache.covers(image_clip.path, image_clip.duration):
+    frame = cache.frame(image_clip.path, spec.frame_time)
+  else:
+    frame = decode.read_frame(image_clip.path, spec.frame_time,
+                              timeout_s=data_cfg.per_file_timeout_s)
+  if cache and cache.covers(audio_clip.audio_path, audio_clip.duration):
+    wave = cache.audio(audio_clip.audio_path, audio_clip.duration, spec.audio_center,
+                       data_cfg.audio_seconds)
+  else:
+    wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
+                             data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
   aug = rng is not None and data_cfg.augment
   image, geo = features.image_input(frame, data_cfg, rng if aug else None)
   if aug:

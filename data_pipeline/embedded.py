@@ -1,7 +1,8 @@
 """The embedded dataset: real cut-out photos with their own sounds, composed into short videos.
 
 Each clip shows the sounding object's photo cut-out and one or two silent distractors of other
-classes drifting slowly over a real background photo; the audio track is the object's recording
+classes drifting slowly over a real background photo, each inside its own part of the frame
+(the sounding object in one half, chosen at random, so the frame's centre tells nothing); the audio track is the object's recording
 (or a soundfont phrase for instruments without one), looped with random offsets and gains.
 Boxes come from the cut-outs' alpha masks, so they are exact.
 
@@ -34,14 +35,22 @@ from data_pipeline import embedded_sources as src
 from data_pipeline.clips import DataError
 
 SIZE, FPS, SECONDS = 256, 8, 3.0
-AREA_RANGE = (0.10, 0.30)  # box area as a fraction of the frame, per object
+AREA_RANGE = (0.15, 0.35)  # box area as a fraction of the frame (before the region cap)
 _RATES = (0.92, 1.0, 1.08)
 _SPLIT_CLIPS = {"train": 10, "val": 2, "test": 2}
 _MEDIA: dict = {}  # filled before the worker pool forks
 
 
+# Bumped whenever the clips change, so that a cached older build is not reused.
+VERSION = 2
+
+
+def dir_name() -> str:
+  return f"embedded-v{VERSION}"
+
+
 def default_dir() -> str:
-  return os.path.join(_cache_dir(), "embedded")
+  return os.path.join(_cache_dir(), dir_name())
 
 
 def _cache_dir() -> str:
@@ -57,11 +66,13 @@ def _cutout(path: str) -> np.ndarray:
   return rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-def _scaled(rgba: np.ndarray, area: float, flip: bool) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-  """Scales a cut-out so its box covers `area` of the frame; returns it and its mask box."""
+def _scaled(rgba: np.ndarray, area: float, flip: bool, max_w: int = SIZE,
+            max_h: int = SIZE) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+  """Scales a cut-out so its box covers `area` of the frame (at most 95% of max_w x max_h);
+  returns it and its mask box."""
   h, w = rgba.shape[:2]
   s = np.sqrt(area * SIZE * SIZE / (h * w))
-  s = min(s, 0.95 * SIZE / h, 0.95 * SIZE / w)
+  s = min(s, 0.95 * max_h / h, 0.95 * max_w / w)
   out = cv2.resize(rgba, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
   if flip:
     out = out[:, ::-1]
@@ -69,19 +80,48 @@ def _scaled(rgba: np.ndarray, area: float, flip: bool) -> tuple[np.ndarray, tupl
   return out, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
-def _track(rng, w: int, h: int, n: int) -> np.ndarray:
-  """Top-left positions per frame: random start, slow drift that bounces off the edges."""
-  pos = np.array([rng.uniform(0, SIZE - w), rng.uniform(0, SIZE - h)])
+def _track(rng, w: int, h: int, n: int, region=(0, 0, SIZE, SIZE)) -> np.ndarray:
+  """Top-left positions per frame inside region (x0, y0, x1, y1): random start, slow drift
+  that bounces off the region's edges."""
+  rx0, ry0, rx1, ry1 = region
+  lo = np.array([rx0, ry0], float)
+  hi = np.array([max(rx0, rx1 - w), max(ry0, ry1 - h)], float)
+  pos = rng.uniform(lo, hi)
   vel = rng.uniform(-2.0, 2.0, size=2)
   out = []
   for _ in range(n):
     out.append(np.round(pos).astype(int))
     pos = pos + vel
-    for k, lim in enumerate((SIZE - w, SIZE - h)):
-      if not 0 <= pos[k] <= lim:
+    for k in range(2):
+      if not lo[k] <= pos[k] <= hi[k]:
         vel[k] = -vel[k]
-        pos[k] = np.clip(pos[k], 0, lim)
+        pos[k] = np.clip(pos[k], lo[k], hi[k])
   return np.array(out)
+
+
+def _regions(rng, count: int) -> list:
+  """Disjoint regions (x0, y0, x1, y1) for `count` objects, the last one the sounding object's.
+
+  The frame is split in two halves (left/right or top/bottom, at random) and the sounding
+  object gets one of them; two distractors share the other half, split the other way. So the
+  sounding object never covers the frame's centre as a rule, and a centre prior cannot find it.
+  """
+  half = SIZE // 2
+  vertical = bool(rng.integers(2))
+  halves = [(0, 0, half, SIZE), (half, 0, SIZE, SIZE)] if vertical else \
+           [(0, 0, SIZE, half), (0, half, SIZE, SIZE)]
+  target_half = int(rng.integers(2))
+  target, other = halves[target_half], halves[1 - target_half]
+  if count <= 2:
+    return [other][:count - 1] + [target]
+  x0, y0, x1, y1 = other
+  if vertical:  # split the other half top/bottom
+    mid = (y0 + y1) // 2
+    parts = [(x0, y0, x1, mid), (x0, mid, x1, y1)]
+  else:
+    mid = (x0 + x1) // 2
+    parts = [(x0, y0, mid, y1), (mid, y0, x1, y1)]
+  return parts[:count - 1] + [target]
 
 
 def _paste(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
@@ -118,9 +158,11 @@ def _make_clip(job: dict) -> dict:
   y0, x0 = rng.integers(0, bg.shape[0] - side + 1), rng.integers(0, bg.shape[1] - side + 1)
   bg = cv2.resize(bg[y0:y0 + side, x0:x0 + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
   objects = []  # (rgba, positions, mask box); distractors first so the target is on top
-  for photo, flip in job["distractors"] + [job["photo"]]:
-    rgba, box = _scaled(_MEDIA["cutouts"][photo], rng.uniform(*AREA_RANGE), flip)
-    objects.append((rgba, _track(rng, rgba.shape[1], rgba.shape[0], nframes), box))
+  placed = job["distractors"] + [job["photo"]]
+  for (photo, flip), region in zip(placed, _regions(rng, len(placed))):
+    rgba, box = _scaled(_MEDIA["cutouts"][photo], rng.uniform(*AREA_RANGE), flip,
+                        region[2] - region[0], region[3] - region[1])
+    objects.append((rgba, _track(rng, rgba.shape[1], rgba.shape[0], nframes, region), box))
   frames, boxes = [], [[] for _ in objects]
   for f in range(nframes):
     frame = bg.copy()

@@ -70,7 +70,7 @@ def _resolve_root(data_cfg) -> str:
   root = data_cfg.get("root", "")
   if not root:
     from data_pipeline import embedded  # pylint: disable=g-import-not-at-top
-    out_dir = os.path.join(data_cfg.cache_dir, "embedded") if data_cfg.get("cache_dir") else None
+    out_dir = os.path.join(data_cfg.cache_dir, embedded.dir_name()) if data_cfg.get("cache_dir") else None
     root = embedded.ensure_embedded(out_dir)
   root = os.path.abspath(os.path.expanduser(root))
   if not os.path.exists(root):

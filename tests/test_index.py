@@ -7,7 +7,7 @@ import types
 import pytest
 
 import media_factory as mf
-from data_pipeline import index
+from data_pipeline import embedded, index
 from data_pipeline.clips import Clip
 from data_pipeline.clips import DataError
 from data_pipeline.config import default_data_config
@@ -118,7 +118,7 @@ def test_empty_root_uses_embedded(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "data_pipeline.embedded", fake)
     monkeypatch.setattr(sys.modules["data_pipeline"], "embedded", fake, raising=False)
   ds = index.load_dataset(_cfg("", tmp_path / "cache"), progress=False)
-  assert calls == [str(tmp_path / "cache" / "embedded")]
+  assert calls == [str(tmp_path / "cache" / embedded.dir_name())]
   assert ds.format == "embedded" and len(ds.clips) == 4
 
 

@@ -144,59 +144,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       config.data, train_clips, global_batch_size=s.global_batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count()))
 
-  # Checkpoint restore: state and iterator together, or a fresh start.
-  ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
-  state = s.state
-  start_step = ckpt.latest_step() or 0
-  if start_step:
-    state = ckpt.restore(start_step, state, data_iter)
-    if is_main:
-      print(f"Resumed from step {start_step} in {ckpt.directory}")
+  try:
+    # Checkpoint restore: state and iterator together, or a fresh start.
+    ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
+    state = s.state
+    start_step = ckpt.latest_step() or 0
+    if start_step:
+      state = ckpt.restore(start_step, state, data_iter)
+      if is_main:
+        print(f"Resumed from step {start_step} in {ckpt.directory}")
 
-  # Evaluators on the validation split, run every eval.every_steps.
-  evaluators = build_split_evaluators(config, s.dataset, "val") if config.eval.every_steps else []
+    # Evaluators on the validation split, run every eval.every_steps.
+    evaluators = build_split_evaluators(config, s.dataset, "val") if config.eval.every_steps else []
 
-  # The loop: one step per batch; metrics fetched only at log and checkpoint steps.
-  last_logged, pending = {}, []
-  bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
-                  desc=config.experiment, unit="step", dynamic_ncols=True)
-  interval_start, interval_steps = time.perf_counter(), 0
-  with checkpoint_lib.StopRequest() as stop:
-    step = start_step
-    while step < train_cfg.num_steps and not stop.requested:
-      batch = to_device(next(data_iter), s.batch_sharding)
-      state, metrics = s.train_step(state, batch)
-      pending.append(metrics)
-      step += 1
-      interval_steps += 1
-      bar.update(1)
-      save_now = step % train_cfg.checkpoint_every_steps == 0 or step == train_cfg.num_steps
-      if step % train_cfg.log_every_steps == 0 or save_now or stop.requested:
-        last_logged = _fetch_mean(pending)
-        pending = []
-        elapsed = time.perf_counter() - interval_start
-        last_logged["clips_per_s"] = interval_steps * s.global_batch_size / elapsed
-        interval_start, interval_steps = time.perf_counter(), 0
-        # A finite loss can hide parameters that already went inf: check both.
-        bad = [k for k in ("loss", "param_norm") if not np.isfinite(last_logged[k])]
-        if bad:
-          ckpt.close()
-          raise TrainingDiverged(
-              f"{bad[0]} became {last_logged[bad[0]]} by step {step}; stopped without saving. "
-              f"The last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
-        writer.write(step, last_logged)
-        bar.set_postfix(loss=f"{last_logged['loss']:.3f}", acc=f"{last_logged['accuracy']:.2f}",
-                        clips_s=f"{last_logged['clips_per_s']:.1f}")
-      if save_now or stop.requested:
-        ckpt.save(step, state, data_iter)
-      if evaluators and step % config.eval.every_steps == 0:
-        results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
-        writer.write(step, {f"val/{k}": v for k, v in results.items()})
-  bar.close()
-  ckpt.close()
-  writer.close()
-  if stop.requested and is_main:
-    print(f"Stopped at step {step}; checkpoint saved in {ckpt.directory}")
+    # The loop: one step per batch; metrics fetched only at log and checkpoint steps.
+    last_logged, pending = {}, []
+    bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
+                    desc=config.experiment, unit="step", dynamic_ncols=True)
+    interval_start, interval_steps = time.perf_counter(), 0
+    with checkpoint_lib.StopRequest() as stop:
+      step = start_step
+      while step < train_cfg.num_steps and not stop.requested:
+        batch = to_device(next(data_iter), s.batch_sharding)
+        state, metrics = s.train_step(state, batch)
+        pending.append(metrics)
+        step += 1
+        interval_steps += 1
+        bar.update(1)
+        save_now = step % train_cfg.checkpoint_every_steps == 0 or step == train_cfg.num_steps
+        if step % train_cfg.log_every_steps == 0 or save_now or stop.requested:
+          last_logged = _fetch_mean(pending)
+          pending = []
+          elapsed = time.perf_counter() - interval_start
+          last_logged["clips_per_s"] = interval_steps * s.global_batch_size / elapsed
+          interval_start, interval_steps = time.perf_counter(), 0
+          # A finite loss can hide parameters that already went inf: check both.
+          bad = [k for k in ("loss", "param_norm") if not np.isfinite(last_logged[k])]
+          if bad:
+            ckpt.close()
+            raise TrainingDiverged(
+                f"{bad[0]} became {last_logged[bad[0]]} by step {step}; stopped without saving. "
+                f"The last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
+          writer.write(step, last_logged)
+          bar.set_postfix(loss=f"{last_logged['loss']:.3f}", acc=f"{last_logged['accuracy']:.2f}",
+                          clips_s=f"{last_logged['clips_per_s']:.1f}")
+        if save_now or stop.requested:
+          ckpt.save(step, state, data_iter)
+        if evaluators and step % config.eval.every_steps == 0:
+          results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
+          writer.write(step, {f"val/{k}": v for k, v in results.items()})
+    bar.close()
+    ckpt.close()
+    writer.close()
+    if stop.requested and is_main:
+      print(f"Stopped at step {step}; checkpoint saved in {ckpt.directory}")
+  finally:
+    # Grain's worker processes must be stopped, or the interpreter waits for them at exit.
+    data_iter.close()
   return last_logged
 
 

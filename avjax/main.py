@@ -1,7 +1,7 @@
 """avjax entry point: flags only.
 
-  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol [--mode=train|eval]
-      [--config.train.batch_size=64 ...]
+  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol [--mode=train|eval|export]
+      [--export_dir=DIR] [--config.train.batch_size=64 ...]
 
 Any config field can be overridden with --config.SECTION.KEY=VALUE.
 """
@@ -16,8 +16,10 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "NAME[:VARIANT], e.g. avol, avol:demo, l3:tiny.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (resuming if possible) or evaluate.")
-flags.DEFINE_integer("checkpoint", None, "Step to evaluate (default: the latest).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "export"],
+                  "Train (resuming if possible), evaluate, or export for inference.")
+flags.DEFINE_integer("checkpoint", None, "Step to evaluate or export (default: the latest).")
+flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: WORKDIR/export).")
 flags.DEFINE_string("split", "test", "Split to evaluate in --mode=eval.")
 flags.DEFINE_bool("distributed", False,
                   "Call jax.distributed.initialize() first (multi-host cluster jobs; the "
@@ -60,6 +62,7 @@ def main(argv: list[str]) -> None:
   # Imports here so that --help and flag errors answer at once.
   import jax  # pylint: disable=g-import-not-at-top
   from avjax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from avjax import export as export_lib  # pylint: disable=g-import-not-at-top
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
 
@@ -75,9 +78,15 @@ def main(argv: list[str]) -> None:
     config = config_lib.get_config(FLAGS.experiment, _OVERRIDES)
     if FLAGS.mode == "train":
       loop.train_and_evaluate(config, FLAGS.workdir)
+    elif FLAGS.mode == "export":
+      export_dir = FLAGS.export_dir or os.path.join(FLAGS.workdir, "export")
+      export_dir = export_lib.export(config, FLAGS.workdir, export_dir, FLAGS.checkpoint)
+      print(f"Exported to {export_dir} (embed with: python -m avjax.embed "
+            f"--model={export_dir} FILE_OR_FOLDER...)")
     else:
       loop.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.split)
-  except (config_lib.ConfigError, DataError, loop.TrainingDiverged) as err:
+  except (config_lib.ConfigError, DataError, loop.TrainingDiverged,
+          export_lib.ExportError) as err:
     sys.exit(f"avjax: {err}")
 
 

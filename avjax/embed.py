@@ -1,0 +1,516 @@
+"""Embeds media files with an export: one .npz of embeddings per input file.
+
+  python -m avjax.embed --model=EXPORT_DIR INPUT... [--output_dir=embeddings] [--hop=0.1]
+      [--frame_hop=1.0] [--batch_size=64]
+
+INPUTs are files or folders (searched recursively) of audio (wav, flac, mp3, ogg), images
+(jpg, jpeg, png) and videos (mp4, webm, mkv, avi, mov). Each input INPUT writes
+OUTPUT_DIR/NAME.npz, where NAME is the file's name with its extension (clip.mp4 ->
+clip.mp4.npz, so clip.wav and clip.mp4 never collide), and for files found in a folder its
+path relative to that folder (DIR/a/clip.mp4 -> OUTPUT_DIR/a/clip.mp4.npz).
+
+Arrays in each .npz (D is the export's embedding size; L3-Net's are tower features):
+
+  audio_embedding  float32 [N, D]     audio and video files: one per audio window of
+                                      audio_seconds (1 s), every --hop seconds
+  audio_times      float64 [N]        the centre of each window in seconds (first: 0.5 s);
+                                      windows lie inside the file, except a file shorter
+                                      than a window, which gets one zero-padded window
+  image_embedding  float32 [1, D]     image files
+  frame_embedding  float32 [M, D]     video files: the frame shown at each frame time
+  frame_times      float64 [M]        0, frame_hop, 2 frame_hop, ... up to the last frame
+  loc_maps         float32 [M, h, w]  AVOL-Net videos with sound: where in each frame the
+                                      sound of the window centred on the frame comes from
+
+Audio is decoded, down-mixed and resampled chunk by chunk (PyAV), so a long file runs in
+bounded memory; windows are batched across files. Files that cannot be read are reported on
+stderr and skipped. Exit status: 0 when every input was embedded, 1 when any failed, 2 when
+the export cannot be loaded or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+import sys
+
+import av
+import numpy as np
+from absl import app
+from absl import flags
+from scipy import signal as sp_signal
+import tqdm
+
+from data_pipeline import decode
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Export folder (python -m avjax.main --mode=export).")
+flags.DEFINE_string("output_dir", "embeddings", "Where the .npz files go.")
+flags.DEFINE_float("hop", 0.1, "Seconds between audio windows.")
+flags.DEFINE_float("frame_hop", 1.0, "Seconds between video frames.")
+flags.DEFINE_integer("batch_size", 64, "Windows or frames per call of the net.")
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+# Audio samples kept each side of a resampled block, so the filter sees real context.
+_RESAMPLE_MARGIN_S = 0.05
+_RESAMPLE_BLOCK_S = 0.5
+_EPS = 1e-6
+# Audio kept for frames that lag behind the audio in the container (badly interleaved files).
+_MAX_FRAME_LAG_S = 30.0
+
+
+def _reason(err: BaseException) -> str:
+  text = str(getattr(err, "strerror", None) or err).strip()
+  return (text.splitlines() or [type(err).__name__])[0][:200]
+
+
+def media_kind(path: str):
+  """"audio", "image", "video" or None, by extension."""
+  ext = os.path.splitext(path)[1].lower()
+  for kind, exts in (("audio", AUDIO_EXTENSIONS), ("image", IMAGE_EXTENSIONS),
+                     ("video", VIDEO_EXTENSIONS)):
+    if ext in exts:
+      return kind
+  return None
+
+
+def find_inputs(paths):
+  """([(file, output name)], [(path, reason)]): folders walked, sorted, media only."""
+  found, bad = [], []
+  for path in paths:
+    if os.path.isdir(path):
+      for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+          if media_kind(name):
+            full = os.path.join(root, name)
+            found.append((full, os.path.relpath(full, path)))
+    elif not os.path.exists(path):
+      bad.append((path, "no such file or folder"))
+    elif not media_kind(path):
+      bad.append((path, "unsupported file type"))
+    else:
+      found.append((path, os.path.basename(path)))
+  return found, bad
+
+
+class StreamResampler:
+  """Resamples a mono stream block by block with scipy's resample_poly (as decode.read_audio).
+
+  Each block is resampled with _RESAMPLE_MARGIN_S of real context each side, so the output
+  equals resampling the whole signal; the stream starts after zeros, as outside a file.
+  """
+
+  def __init__(self, src_rate: int, dst_rate: int):
+    g = math.gcd(int(src_rate), int(dst_rate))
+    self.up, self.down = int(dst_rate) // g, int(src_rate) // g
+    self.margin = math.ceil(_RESAMPLE_MARGIN_S * src_rate / self.down) * self.down
+    self.block = max(1, round(_RESAMPLE_BLOCK_S * src_rate / self.down)) * self.down
+    self.buffer = np.zeros(self.margin, np.float32)  # buffer[margin] is the next input sample
+
+  def _resample(self, x):
+    if self.up == self.down:
+      return x
+    return sp_signal.resample_poly(x, self.up, self.down).astype(np.float32)
+
+  def push(self, x: np.ndarray) -> np.ndarray:
+    if self.up == self.down:
+      return x
+    self.buffer = np.concatenate([self.buffer, x])
+    out = []
+    while len(self.buffer) >= 2 * self.margin + self.block:
+      y = self._resample(self.buffer[:2 * self.margin + self.block])
+      out.append(y[self.margin * self.up // self.down:
+                   (self.margin + self.block) * self.up // self.down])
+      self.buffer = self.buffer[self.block:]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+  def flush(self) -> np.ndarray:
+    rest = len(self.buffer) - self.margin
+    if self.up == self.down or rest <= 0:
+      return np.zeros(0, np.float32)
+    span = math.ceil(rest / self.down) * self.down
+    y = self._resample(np.pad(self.buffer, (0, span - rest + self.margin)))
+    lo = self.margin * self.up // self.down
+    return y[lo:lo + int(round(rest * self.up / self.down))]
+
+
+class Samples:
+  """The recent part of a mono stream at one rate; sample i (absolute) is at time i / rate."""
+
+  def __init__(self):
+    self.data = np.zeros(0, np.float32)
+    self.start = 0   # absolute index of data[0]
+    self.total = 0   # samples received
+
+  def extend(self, x: np.ndarray) -> None:
+    if len(x):
+      self.data = np.concatenate([self.data, x])
+      self.total += len(x)
+
+  def window(self, first: int, n: int) -> np.ndarray:
+    """Samples [first, first + n), zeros outside what was received."""
+    out = np.zeros(n, np.float32)
+    lo, hi = max(first, self.start), min(first + n, self.total)
+    if hi > lo:
+      out[lo - first:hi - first] = self.data[lo - self.start:hi - self.start]
+    return out
+
+  def drop_before(self, index: int) -> None:
+    cut = min(max(0, index - self.start), len(self.data))
+    if cut:
+      self.data = self.data[cut:]
+      self.start += cut
+
+
+def _mono(frame) -> np.ndarray:
+  """An av.AudioFrame as float32 mono (channels averaged, integers scaled to [-1, 1])."""
+  samples = frame.to_ndarray()
+  if samples.dtype.kind in "iu":
+    samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+  channels = len(frame.layout.channels)
+  if not frame.format.is_planar:
+    samples = samples.reshape(-1, channels).T
+  return samples.reshape(channels, -1).astype(np.float32).mean(axis=0)
+
+
+class MediaReader:
+  """Streams one file's network inputs: ("audio", t, spec), ("frame", t, image, spec|None)
+  and ("image", 0, image, None); `position` is the media time read so far (seconds)."""
+
+  def __init__(self, path: str, kind: str, model, hop: float, frame_hop: float):
+    self.path, self.kind, self.model = path, kind, model
+    self.hop, self.frame_hop = hop, frame_hop
+    p = model.preprocessing
+    self.rate = int(p["sample_rate"])
+    self.window_n = int(round(p["audio_seconds"] * self.rate))
+    self.half = p["audio_seconds"] / 2
+    self.position = 0.0
+    self.has_audio = False
+
+  def _spec(self, samples: Samples, centre: float) -> np.ndarray:
+    first = int(round((centre - self.half) * self.rate))
+    return self.model.spectrogram(samples.window(first, self.window_n))
+
+  def items(self):
+    if self.kind == "image":
+      yield ("image", 0.0, self.model.preprocess_image(decode.read_image(self.path)), None)
+      return
+    if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
+      raise decode.DecodeError("empty file" if os.path.isfile(self.path) else "not a file")
+    try:
+      container = av.open(self.path)
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as err:
+      raise decode.DecodeError(f"not a media file ({_reason(err)})") from None
+    with container:
+      yield from self._stream(container)
+
+  def _stream(self, container):
+    astream = container.streams.audio[0] if container.streams.audio else None
+    vstream = None
+    if self.kind == "video" and container.streams.video:
+      vstream = container.streams.video[0]
+      vstream.thread_type = "AUTO"
+    if astream is None and (self.kind == "audio" or vstream is None):
+      raise decode.DecodeError("no audio stream" if self.kind == "audio" else "no audio or video")
+    self.has_audio = astream is not None
+    samples, resampler = Samples(), None
+    src_next, src_rate = 0, None      # next source sample index (pts placement) and rate
+    k = 0                             # next audio window
+    j, prev = 0, None                 # next frame time index; (time, frame) shown before it
+    video_time = 0.0                  # time of the last video frame decoded
+    frames = collections.deque()      # (time, image) waiting for their audio
+    decoded, errors = 0, 0
+
+    def ready(final: bool):
+      """The items whose audio is complete (all of them at the end)."""
+      nonlocal k
+      if astream is not None:
+        while True:
+          first = int(round(k * self.hop * self.rate))
+          end = first + self.window_n
+          if not (end <= samples.total or (final and k == 0)):
+            break
+          centre = round(self.half + k * self.hop, 9)
+          yield ("audio", centre, self._spec(samples, centre))
+          k += 1
+      # A frame waits for its audio, unless the audio stopped long before the video.
+      while frames and (final or astream is None or
+                        samples.total >= int(round((frames[0][0] + self.half) * self.rate)) or
+                        frames[0][0] < video_time - _MAX_FRAME_LAG_S):
+        t, image = frames.popleft()
+        yield ("frame", t, image, self._spec(samples, t) if astream is not None else None)
+      # Keep only what later windows and frames can still need.
+      keep = k * self.hop
+      if vstream is not None:
+        next_frame = frames[0][0] if frames else j * self.frame_hop
+        head = samples.total / self.rate
+        keep = min(keep, max(next_frame - self.half, head - _MAX_FRAME_LAG_S))
+      samples.drop_before(int(math.floor(keep * self.rate)) - 1)
+
+    def take_frames(until: float):
+      """Frames for every frame time before `until` (the next frame's time)."""
+      nonlocal j
+      while prev is not None and j * self.frame_hop < until - _EPS:
+        frames.append((round(j * self.frame_hop, 9), self.model.preprocess_image(
+            prev[1].to_ndarray(format="rgb24"))))
+        j += 1
+
+    streams = [s for s in (astream, vstream) if s is not None]
+    for packet in container.demux(*streams):
+      try:
+        decoded_frames = packet.decode()
+      except av.FFmpegError:
+        errors += 1  # a damaged packet: skip it, as players do
+        continue
+      for frame in decoded_frames:
+        decoded += 1
+        t = decode.stream_time(packet.stream, frame.pts)
+        if packet.stream is vstream:
+          t = t if t is not None else (prev[0] + 1 / float(vstream.average_rate or 25)
+                                       if prev else 0.0)
+          if prev is None:
+            prev = (t, frame)  # frame times before the first frame show the first frame
+          take_frames(t + _EPS)
+          prev, video_time = (t, frame), t
+          self.position = max(self.position, t)
+          continue
+        if src_rate is None:
+          src_rate = int(frame.sample_rate or astream.codec_context.sample_rate)
+          resampler = StreamResampler(src_rate, self.rate)
+        mono = _mono(frame)
+        # Place samples by their timestamps: leading silence and gaps become zeros, overlaps
+        # are dropped; timestamp jitter under 5 ms (e.g. 1 ms time bases) is ignored.
+        at = int(round(t * src_rate)) if t is not None else src_next
+        tolerance = src_rate // 200 if src_next else 0
+        if at > src_next + tolerance:
+          mono = np.concatenate([np.zeros(at - src_next, np.float32), mono])
+        elif at < src_next - tolerance:
+          mono = mono[src_next - at:]
+        src_next += len(mono)
+        samples.extend(resampler.push(mono))
+        self.position = max(self.position, src_next / src_rate)
+      yield from ready(final=False)
+    if errors and not decoded:
+      raise decode.DecodeError("no decodable audio or video")
+    if resampler is not None:
+      samples.extend(resampler.flush())
+    if self.kind == "audio" and samples.total == 0:
+      raise decode.DecodeError("no decodable audio")
+    if prev is not None:
+      take_frames(prev[0] + 2 * _EPS)
+    yield from ready(final=True)
+
+
+class _Batch:
+  """One call's outputs (device arrays), fetched to the host once, when first needed."""
+
+  def __init__(self, *arrays):
+    self.arrays, self._host = arrays, None
+
+  def row(self, part: int, i: int) -> np.ndarray:
+    if self._host is None:
+      self._host = [None if a is None else np.asarray(a) for a in self.arrays]
+    return self._host[part][i]
+
+
+class _Job:
+  """One input file: its reader, its results so far and where they go."""
+
+  def __init__(self, path: str, out_path: str, kind: str):
+    self.path, self.out_path, self.kind = path, out_path, kind
+    self.reader = None
+    self.results = collections.defaultdict(list)  # kind -> [(time, batch, row)]
+    self.pending = 0
+    self.done_reading = False
+    self.failed = None
+    self.duration = 0.0  # header seconds, for the progress bar
+
+
+class Embedder:
+  """Feeds the files' windows and frames to the net in fixed-size batches, across files."""
+
+  def __init__(self, model, output_dir: str, hop: float, frame_hop: float, batch_size: int):
+    self.model, self.output_dir = model, output_dir
+    self.hop, self.frame_hop, self.batch_size = hop, frame_hop, batch_size
+    self.queues = {"audio": [], "frame": [], "image": []}
+    self.failures = []
+    p = model.preprocessing
+    size, freq = p["image_size"], p["n_fft"] // 2 + 1
+    self.blank_image = np.zeros((size, size, 3), np.uint8)
+    self.blank_spec = np.zeros((freq, p["spec_frames"], 1), np.float32)
+    # Output sizes without running the net, for files with no window or frame.
+    import jax  # pylint: disable=g-import-not-at-top
+    images = np.zeros((1, size, size, 3), np.uint8)
+    specs = np.zeros((1, freq, p["spec_frames"], 1), np.float32)
+    self.audio_dim = jax.eval_shape(model.audio_outputs, specs).shape[-1]
+    emb, maps = jax.eval_shape(model.frame_outputs, images, specs)
+    self.image_dim = emb.shape[-1]
+    self.map_shape = tuple(maps.shape[1:]) if maps is not None else None
+
+  def fail(self, job: _Job, reason: str) -> None:
+    job.failed = reason
+    self.failures.append((job.path, reason))
+    for kind, queue in self.queues.items():
+      self.queues[kind] = [item for item in queue if item[0] is not job]
+    tqdm.tqdm.write(f"avjax.embed: skipped {job.path}: {reason}", file=sys.stderr)
+
+  def _run(self, kind: str) -> None:
+    """Runs the net on the first batch_size items of a queue (padded to batch_size)."""
+    items, self.queues[kind] = (self.queues[kind][:self.batch_size],
+                                self.queues[kind][self.batch_size:])
+    pad = self.batch_size - len(items)
+    if kind == "audio":
+      specs = np.stack([it[2] for it in items] + [self.blank_spec] * pad)
+      batch = _Batch(self.model.audio_outputs(specs))
+    else:
+      images = np.stack([it[2] for it in items] + [self.blank_image] * pad)
+      if kind == "image":
+        batch = _Batch(self.model.image_outputs(images))
+      else:
+        specs = np.stack([self.blank_spec if it[3] is None else it[3] for it in items]
+                         + [self.blank_spec] * pad)
+        batch = _Batch(*self.model.frame_outputs(images, specs))
+    for row, (job, t, *_) in enumerate(items):
+      job.results[kind].append((t, batch, row))
+      job.pending -= 1
+      self._maybe_finish(job)
+
+  def _maybe_finish(self, job: _Job) -> None:
+    if job.done_reading and not job.pending and not job.failed:
+      self._write(job)
+
+  def _write(self, job: _Job) -> None:
+    def stack(kind, part, shape):
+      rows = [batch.row(part, row) for _, batch, row in job.results[kind]]
+      return np.stack(rows).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
+
+    def times(kind):
+      return np.array([t for t, _, _ in job.results[kind]], np.float64)
+
+    arrays = {}
+    if job.kind == "image":
+      arrays["image_embedding"] = stack("image", 0, (self.image_dim,))
+    else:
+      arrays["audio_embedding"] = stack("audio", 0, (self.audio_dim,))
+      arrays["audio_times"] = times("audio")
+    if job.kind == "video":
+      arrays["frame_embedding"] = stack("frame", 0, (self.image_dim,))
+      arrays["frame_times"] = times("frame")
+      if self.map_shape is not None and job.reader.has_audio:
+        arrays["loc_maps"] = stack("frame", 1, self.map_shape)
+    os.makedirs(os.path.dirname(job.out_path), exist_ok=True)
+    tmp = job.out_path + ".tmp"
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, job.out_path)
+    job.results.clear()
+
+  def run(self, jobs: list, bar) -> None:
+    for number, job in enumerate(jobs, 1):
+      job.reader = MediaReader(job.path, job.kind, self.model, self.hop, self.frame_hop)
+      progressed = 0.0  # this file's seconds shown on the bar, at most its header duration
+      try:
+        for item in job.reader.items():
+          self.queues[item[0]].append((job,) + tuple(item[1:]))
+          job.pending += 1
+          if len(self.queues[item[0]]) >= self.batch_size:
+            self._run(item[0])
+          now = min(job.reader.position, job.duration)
+          if now >= progressed + 1:
+            bar.update(now - progressed)
+            progressed = now
+        job.done_reading = True
+        self._maybe_finish(job)
+      except Exception as err:  # pylint: disable=broad-except
+        # One bad file must not stop the others; say what went wrong and go on.
+        reason = _reason(err)
+        if not isinstance(err, decode.DecodeError):
+          reason = f"{type(err).__name__}: {reason}"
+        self.fail(job, reason)
+      bar.update(job.duration - progressed)
+      bar.set_postfix(files=f"{number}/{len(jobs)}", failed=len(self.failures))
+    for kind in self.queues:
+      while self.queues[kind]:
+        self._run(kind)
+    bar.close()
+
+
+def _duration(path: str, kind: str) -> float:
+  """The header duration in seconds (0 for images and when unknown), for the progress bar."""
+  if kind == "image":
+    return 0.0
+  try:
+    return float(decode.media_info(path)["duration"] or 0.0)
+  except Exception:  # pylint: disable=broad-except
+    return 0.0  # the real error is reported when the file is read
+
+
+def main(argv: list[str]) -> None:
+  inputs = argv[1:]
+
+  def usage(message: str):
+    print(f"avjax.embed: {message}", file=sys.stderr)
+    sys.exit(2)
+
+  if not FLAGS.model:
+    usage("--model is required: an export folder (python -m avjax.main --mode=export)")
+  if not inputs:
+    usage("no INPUT given: name media files or folders to embed")
+  if FLAGS.hop <= 0 or FLAGS.frame_hop <= 0 or FLAGS.batch_size < 1:
+    usage("--hop and --frame_hop must be > 0 and --batch_size >= 1")
+  if not FLAGS["verbosity"].present:
+    for name in ("", "absl"):
+      logging.getLogger(name).setLevel(logging.WARNING)
+
+  import jax  # pylint: disable=g-import-not-at-top
+  from avjax import export  # pylint: disable=g-import-not-at-top
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", os.environ.get(
+        "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  try:
+    model = export.load(FLAGS.model)
+  except export.ExportError as err:
+    usage(str(err))
+
+  found, bad = find_inputs(inputs)
+  embedder = Embedder(model, FLAGS.output_dir, FLAGS.hop, FLAGS.frame_hop, FLAGS.batch_size)
+  for path, reason in bad:
+    embedder.failures.append((path, reason))
+    print(f"avjax.embed: skipped {path}: {reason}", file=sys.stderr)
+  jobs, claimed = [], {}
+  for path, name in found:
+    out_path = os.path.join(FLAGS.output_dir, name + ".npz")
+    key = os.path.abspath(out_path)
+    if key in claimed:
+      if os.path.realpath(claimed[key]) != os.path.realpath(path):
+        embedder.failures.append((path, f"its output {out_path} is taken by {claimed[key]}"))
+        print(f"avjax.embed: skipped {path}: its output {out_path} is taken by {claimed[key]}",
+              file=sys.stderr)
+      continue
+    claimed[key] = path
+    job = _Job(path, out_path, media_kind(path))
+    job.duration = _duration(path, job.kind)
+    jobs.append(job)
+  if not jobs and not bad:
+    print("avjax.embed: no media files found in the inputs", file=sys.stderr)
+    sys.exit(1)
+
+  bar = tqdm.tqdm(total=sum(j.duration for j in jobs), unit="s", desc="media seconds",
+                  disable=not jobs,
+                  dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+                  "[{elapsed}<{remaining}{postfix}]")
+  embedder.run(jobs, bar)
+  done = len(jobs) - sum(1 for j in jobs if j.failed)
+  print(f"Embedded {done} of {len(jobs) + len(bad)} files into {FLAGS.output_dir}"
+        + (f"; {len(embedder.failures)} failed" if embedder.failures else ""), file=sys.stderr)
+  sys.exit(1 if embedder.failures else 0)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -112,7 +112,7 @@ def _other_clip(clips: Sequence[Clip], index: int, rng: np.random.Generator) -> 
 
 
 def sample_pair(clips: Sequence[Clip], clip_index: int, label: int, rng: np.random.Generator,
-                data_cfg) -> PairSpec:
+                data_cfg, frame_rng: np.random.Generator | None = None) -> PairSpec:
   """One AVC example whose frame comes from clips[clip_index].
 
   Args:
@@ -122,11 +122,13 @@ def sample_pair(clips: Sequence[Clip], clip_index: int, label: int, rng: np.rand
       negative (audio from a clip of another video).
     rng: the only source of randomness.
     data_cfg: uses audio_seconds, frame_grid, jitter_seconds.
+    frame_rng: draws the frame time when given (else rng), so that a positive and a negative
+      can share their frame.
   """
   clip = clips[clip_index]
   if clip.fps:
     k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
-    frame_time = int(rng.integers(k_lo, k_hi + 1)) / clip.fps
+    frame_time = int((frame_rng or rng).integers(k_lo, k_hi + 1)) / clip.fps
   else:
     frame_time = clip.start
   if label:

@@ -1,6 +1,7 @@
 """Grain pipelines: endless, resumable AVC training batches and fixed evaluation batches.
 
-Train chain: source of clip indices -> seed -> shuffle -> per-process shard -> repeat ->
+Train chain: source of clip indices -> seed -> shuffle -> per-process shard -> each clip twice
+(its positive and its negative side by side) -> repeat ->
 random_map (pair sampling, decoding, features, augmentation; all randomness from the rng Grain
 derives from the seed and the element's position, so order and content are deterministic and a
 restored iterator continues exactly) -> batch(drop_remainder) -> to_iter_dataset -> mp_prefetch.
@@ -20,10 +21,12 @@ _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
 
 
 def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
-                 rng: np.random.Generator | None):
+                 rng: np.random.Generator | None,
+                 image_rng: np.random.Generator | None = None):
   """Decodes one pair spec into (image uint8 [S,S,3], audio [F,T,1], Geometry).
 
-  rng None means evaluation: centre crop, no augmentation.
+  rng None means evaluation: centre crop, no augmentation. image_rng, when given, draws the
+  image augmentation instead of rng (so that two examples can share one augmented frame).
   """
   image_clip, audio_clip = clips[spec.image_clip], clips[spec.audio_clip]
   cache = clip_cache.for_config(data_cfg)
@@ -39,21 +42,26 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
     wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
                              data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
   aug = rng is not None and data_cfg.augment
-  image, geo = features.image_input(frame, data_cfg, rng if aug else None)
+  image, geo = features.image_input(frame, data_cfg, (image_rng or rng) if aug else None)
   if aug:
     wave = features.apply_gain(wave, rng, data_cfg.gain)
   return image, features.spectrogram_from_config(wave, data_cfg), geo
 
 
 def train_example(clips: Sequence[Clip], position: int, clip_index: int,
-                  rng: np.random.Generator, data_cfg) -> dict:
-  """One training example; a clip that fails to decode is replaced by a random other one."""
+                  rng: np.random.Generator, data_cfg,
+                  frame_rng: np.random.Generator | None = None) -> dict:
+  """One training example; a clip that fails to decode is replaced by a random other one.
+
+  frame_rng, when given, draws the frame time and the image augmentation: the positive and the
+  negative of one clip get the same generator state, hence the same augmented frame.
+  """
   label = pairs.label_for_position(position)
   errors = []
   for attempt in range(_MAX_TRIES):
-    spec = pairs.sample_pair(clips, clip_index, label, rng, data_cfg)
+    spec = pairs.sample_pair(clips, clip_index, label, rng, data_cfg, frame_rng=frame_rng)
     try:
-      image, audio, _ = load_example(clips, spec, data_cfg, rng)
+      image, audio, _ = load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
     except Exception as e:  # pylint: disable=broad-except  # any broken file: use another clip
       errors.append(f"{clips[spec.image_clip].path}: {e}")
       clip_index = int(rng.integers(0, len(clips)))
@@ -66,13 +74,37 @@ def train_example(clips: Sequence[Clip], position: int, clip_index: int,
 class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 
-  def __init__(self, clips, data_cfg):
+  def __init__(self, clips, data_cfg, seed: int, process_index: int):
     self._clips = list(clips)
     self._cfg = data_cfg
+    self._seed, self._process = seed, process_index
 
   def __call__(self, element, rng: np.random.Generator) -> dict:
     position, clip_index = element
-    return train_example(self._clips, position, clip_index, rng, self._cfg)
+    # Positions 2k and 2k+1 show the same clip (_EachTwice): one frame generator per pair.
+    frame_rng = np.random.default_rng([self._seed, self._process, position // 2])
+    return train_example(self._clips, position, clip_index, rng, self._cfg, frame_rng)
+
+
+class _EachTwice(grain.MapDataset):
+  """Each clip of the parent twice in a row. With labels alternating by position, every frame
+  shown is shown once with its own sound (a positive) and once with another video's sound (a
+  negative) in the same batch, so each image contributes the contrast between the two."""
+
+  def __init__(self, parent: grain.MapDataset):
+    super().__init__(parent)
+    self._length = 2 * len(parent)
+
+  def __len__(self) -> int:
+    return self._length
+
+  def __str__(self) -> str:
+    return "EachTwice"
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self._parent[index // 2]
 
 
 def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, seed: int,
@@ -88,9 +120,9 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   ds = ds[process_index::process_count]
   if len(ds) < batch_size:
     raise DataError(f"{len(ds)} clips per process is fewer than the batch size {batch_size}")
-  ds = ds.repeat(None)
+  ds = _EachTwice(ds).repeat(None)
   ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
-  ds = ds.random_map(_TrainTransform(clips, data_cfg))
+  ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index))
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:

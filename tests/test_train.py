@@ -105,7 +105,8 @@ def test_sigterm_saves_and_exits(tmp_path, embedded_dir):
   workdir = str(tmp_path / "preempted")
   proc = subprocess.Popen(
       [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
-       "--config.train.num_steps=100000", "--config.train.checkpoint_every_steps=100000"],
+       "--config.train.num_steps=100000", "--config.train.checkpoint_every_steps=100000",
+       "--config.data.num_workers=1"],  # worker processes must not keep the run alive
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   metrics = os.path.join(workdir, "metrics.jsonl")
   deadline = time.monotonic() + 240

@@ -206,6 +206,9 @@ def load_dataset(data_cfg, *, progress: bool = True,
   log_path = _write_log(directory, fmt, root, skipped)
   if not clips:
     detail = f" ({_summary(skipped)}; list in {log_path})" if skipped else ""
+    if skipped and all(reason.startswith(probe.CRASHED) for _, reason in skipped):
+      detail += ("; every probe worker died, which usually means the workers could not start "
+                 "(a script that indexes data needs an `if __name__ == \"__main__\":` guard)")
     raise DataError(f"no usable clip in {root} ({fmt} format): {len(skipped)} skipped{detail}")
   if progress:
     counts = collections.Counter(c.split for c in clips)

@@ -52,6 +52,9 @@ def probe_file(path: str, audio_path: Optional[str] = None, timeout_s: float = 2
     return _fail("out of memory")
 
 
+CRASHED = "decoder crashed"
+
+
 def _fail(reason: str) -> dict:
   return dict(ok=False, reason=reason, duration=None, fps=None, width=0, height=0,
               audio_rate=0, audio_channels=0)
@@ -250,7 +253,9 @@ def probe_many(items: Sequence[Item], *, cache_path: Optional[str] = None,
   def save():
     fresh = load_cache(cache_path)  # another process may have added entries meanwhile
     fresh.update(cache)
-    fresh.update((keys[i], results[i]) for i in todo if results[i] is not None)
+    # A crashed worker may be a start-up failure rather than a bad file: probe it again next time.
+    fresh.update((keys[i], results[i]) for i in todo
+                 if results[i] is not None and not results[i]["reason"].startswith(CRASHED))
     save_cache(cache_path, fresh)
     last_save[0] = time.monotonic()
 
@@ -295,7 +300,7 @@ def _run_pool(items, todo, results, timeout_s, num_workers, memory_limit_mb, pro
             _, result = slot.conn.recv()
           except (EOFError, OSError):
             code = slot.proc.exitcode
-            result = _fail("decoder crashed" + (f" (exit {code})" if code else ""))
+            result = _fail(CRASHED + (f" (exit {code})" if code else ""))
             slot.kill()
             slots[slots.index(slot)] = slot = _Slot(ctx, probe_fn, timeout_s, memory_limit_mb)
         elif time.monotonic() - slot.started > limit:

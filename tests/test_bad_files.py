@@ -133,8 +133,22 @@ def test_hostile_files_are_given_up(tmp_path):
                      "crash.mp4": "decoder crashed"}
   assert sorted(c.clip_id for c in ds.clips) == ["fine", "fine2"]
   assert elapsed < 15
-  # Given-up files are cached too: the next run does not wait for them again.
+  # Timed-out and over-memory files are cached: the next run does not wait for them again.
+  # A crash is probed again (a worker that could not start must not mark a file bad for good).
   start = time.monotonic()
   again = index.load_dataset(_cfg(root, tmp_path / "cache", per_file_timeout_s=3.0),
                              probe_fn=hostile_probe, progress=False)
-  assert again.probed == 0 and time.monotonic() - start < 2
+  assert again.probed == 1 and time.monotonic() - start < 5
+  assert {os.path.basename(p) for p, _ in again.skipped} == set(reasons)
+
+
+def crashing_probe(path, audio_path, timeout_s):
+  os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_workers_that_all_die_are_reported_as_such(tmp_path):
+  root = tmp_path / "videos"
+  for name in ("a.mp4", "b.mp4"):
+    mf.write_video(str(root / name), seconds=1.0)
+  with pytest.raises(index.DataError, match="every probe worker died"):
+    index.load_dataset(_cfg(root, tmp_path / "cache"), probe_fn=crashing_probe, progress=False)

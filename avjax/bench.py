@@ -61,6 +61,7 @@ def _synthetic_batch(config, batch: int) -> dict:
       "image": rng.integers(0, 255, (batch, d.image_size, d.image_size, 3), dtype=np.uint8),
       "audio": rng.normal(size=(batch, d.n_fft // 2 + 1, d.spec_frames, 1)).astype(np.float32),
       "label": (np.arange(batch) % 2 == 0).astype(np.int32),
+      "frame": (np.arange(batch) // 2).astype(np.int32),
       "replaced": np.zeros(batch, np.int32),
   }
 
@@ -112,7 +113,8 @@ def bench_pipeline(config, s, batches: int) -> float:
   """Input-pipeline clips/s with the experiment's data settings and workers."""
   from data_pipeline import pipeline  # pylint: disable=g-import-not-at-top
   it = iter(pipeline.train_dataset(config.data, s.dataset.split("train"),
-                                   global_batch_size=s.global_batch_size, seed=0))
+                                   global_batch_size=s.global_batch_size, seed=0,
+                                   positives_only=config.train.negatives == "batch"))
   try:
     next(it)  # worker start-up and first decodes
     start = time.perf_counter()

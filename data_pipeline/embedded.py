@@ -37,12 +37,12 @@ from data_pipeline.clips import DataError
 SIZE, FPS, SECONDS = 256, 8, 3.0
 AREA_RANGE = (0.15, 0.35)  # box area as a fraction of the frame (before the region cap)
 _RATES = (0.92, 1.0, 1.08)
-_SPLIT_CLIPS = {"train": 10, "val": 2, "test": 2}
+_SPLIT_CLIPS = {"train": 40, "val": 2, "test": 2}  # many train clips: fewer let the nets memorise
 _MEDIA: dict = {}  # filled before the worker pool forks
 
 
 # Bumped whenever the clips change, so that a cached older build is not reused.
-VERSION = 2
+VERSION = 3
 
 
 def dir_name() -> str:
@@ -238,7 +238,7 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
     out_dir: where the dataset goes; replaced if it exists.
     seed: the same seed gives the same labels.jsonl and the same pixels.
     classes: use only the first this many classes (small test builds).
-    clips_per_split: clips per class in each split (default 10/2/2).
+    clips_per_split: clips per class in each split (default 40/2/2).
     workers: build processes (default: all cores).
     quiet: no progress bar.
     flat_background: an RGB colour to use instead of the photos (tests of the boxes).

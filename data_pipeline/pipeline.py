@@ -1,7 +1,8 @@
 """Grain pipelines: endless, resumable AVC training batches and fixed evaluation batches.
 
 Train chain: source of clip indices -> seed -> shuffle -> per-process shard -> each clip twice
-(its positive and its negative side by side) -> repeat ->
+(its positive and its negative side by side; once, as a positive, when the loss takes its
+negatives from the batch) -> repeat ->
 random_map (pair sampling, decoding, features, augmentation; all randomness from the rng Grain
 derives from the seed and the element's position, so order and content are deterministic and a
 restored iterator continues exactly) -> batch(drop_remainder) -> to_iter_dataset -> mp_prefetch.
@@ -48,15 +49,16 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
   return image, features.spectrogram_from_config(wave, data_cfg), geo
 
 
-def train_example(clips: Sequence[Clip], position: int, clip_index: int,
+def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: int,
                   rng: np.random.Generator, data_cfg,
                   frame_rng: np.random.Generator | None = None) -> dict:
   """One training example; a clip that fails to decode is replaced by a random other one.
 
-  frame_rng, when given, draws the frame time and the image augmentation: the positive and the
-  negative of one clip get the same generator state, hence the same augmented frame.
+  frame_id: equal for the rows of one batch that show the same frame (a positive and its
+  negative), in [0, 2^30). frame_rng, when given, draws the frame time and the image
+  augmentation: the positive and the negative of one clip get the same generator state, hence
+  the same augmented frame.
   """
-  label = pairs.label_for_position(position)
   errors = []
   for attempt in range(_MAX_TRIES):
     spec = pairs.sample_pair(clips, clip_index, label, rng, data_cfg, frame_rng=frame_rng)
@@ -66,7 +68,9 @@ def train_example(clips: Sequence[Clip], position: int, clip_index: int,
       errors.append(f"{clips[spec.image_clip].path}: {e}")
       clip_index = int(rng.integers(0, len(clips)))
       continue
-    return dict(image=image, audio=audio, label=np.int32(label),
+    # A stand-in clip's frame differs from its partner's: it gets an id of its own.
+    frame = frame_id if attempt == 0 else 2**30 + frame_id
+    return dict(image=image, audio=audio, label=np.int32(label), frame=np.int32(frame),
                 replaced=np.int32(attempt > 0))
   raise DataError(f"{_MAX_TRIES} clips in a row failed to decode, last: {errors[-1]}")
 
@@ -74,16 +78,20 @@ def train_example(clips: Sequence[Clip], position: int, clip_index: int,
 class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 
-  def __init__(self, clips, data_cfg, seed: int, process_index: int):
+  def __init__(self, clips, data_cfg, seed: int, process_index: int, positives_only: bool):
     self._clips = list(clips)
     self._cfg = data_cfg
     self._seed, self._process = seed, process_index
+    self._positives_only = positives_only
 
   def __call__(self, element, rng: np.random.Generator) -> dict:
     position, clip_index = element
+    if self._positives_only:  # every row its own frame and sound
+      return train_example(self._clips, clip_index, 1, position % 2**30, rng, self._cfg)
     # Positions 2k and 2k+1 show the same clip (_EachTwice): one frame generator per pair.
     frame_rng = np.random.default_rng([self._seed, self._process, position // 2])
-    return train_example(self._clips, position, clip_index, rng, self._cfg, frame_rng)
+    return train_example(self._clips, clip_index, pairs.label_for_position(position),
+                         (position // 2) % 2**30, rng, self._cfg, frame_rng)
 
 
 class _EachTwice(grain.MapDataset):
@@ -108,8 +116,13 @@ class _EachTwice(grain.MapDataset):
 
 
 def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, seed: int,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-  """Endless, deterministic per-process training batches (see the module docstring)."""
+                  process_index: int = 0, process_count: int = 1,
+                  positives_only: bool = False) -> grain.IterDataset:
+  """Endless, deterministic per-process training batches (see the module docstring).
+
+  positives_only: every row a frame with its own sound (label 1), for losses that take their
+  negatives from the other rows of the batch (train.negatives="batch").
+  """
   if len(clips) < 2:
     raise DataError(f"training needs at least 2 clips, got {len(clips)}")
   if global_batch_size % process_count:
@@ -120,9 +133,9 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   ds = ds[process_index::process_count]
   if len(ds) < batch_size:
     raise DataError(f"{len(ds)} clips per process is fewer than the batch size {batch_size}")
-  ds = _EachTwice(ds).repeat(None)
+  ds = (ds if positives_only else _EachTwice(ds)).repeat(None)
   ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
-  ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index))
+  ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index, positives_only))
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:

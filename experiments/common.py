@@ -30,6 +30,9 @@ def base_config(head: str, variant: str) -> ml_collections.ConfigDict:
       decay_rate=0.94,            # x0.94 ...
       decay_every_steps=16_000,   # ... every 16 epochs ([OtS])
       grad_clip_norm=0.0,         # 0 = no clipping
+      # "pairs": the papers' loss, each frame with its own and another video's sound.
+      # "batch": each frame against every sound of the batch (many more negatives per step).
+      negatives="pairs",
       log_every_steps=50,
       checkpoint_every_steps=2000,
       keep_checkpoints=3,
@@ -41,11 +44,15 @@ def base_config(head: str, variant: str) -> ml_collections.ConfigDict:
     config.model.width = 0.25
     config.data.update(dict(
         sample_rate=16000, n_fft=256, win_length=160, hop_length=160, spec_frames=100,
-        resize_size=128, image_size=112))
+        resize_size=128, image_size=112,
+        decode_cache_mb=1500))  # the embedded clips decoded once per worker (~1.1 GB)
     config.train.update(dict(
-        batch_size=32, num_steps=1500, learning_rate=1e-3, warmup_steps=100,
-        decay_every_steps=500, log_every_steps=25, checkpoint_every_steps=250))
-    config.eval.every_steps = 500
+        # In-batch negatives: with the papers' one negative per frame, this budget leaves the
+        # nets near chance; every sound of the batch as a negative gets them learning.
+        negatives="batch",
+        batch_size=32, num_steps=2400, learning_rate=1e-3, warmup_steps=100,
+        decay_every_steps=800, log_every_steps=25, checkpoint_every_steps=400))
+    config.eval.every_steps = 1200
     config.eval.batch_size = 64
   elif variant == "tiny":
     config.model.width = 1 / 16

@@ -95,7 +95,7 @@ def test_resume_with_two_workers(clips):
 def test_positive_audio_and_frame_match_time(clips):
   cfg = _cfg(augment=False, image_size=64)  # whole frame, so the frame's index is readable
   for seed in range(4):
-    ex = pipeline.train_example(clips, 0, seed, np.random.default_rng(seed), cfg)
+    ex = pipeline.train_example(clips, seed, 1, 0, np.random.default_rng(seed), cfg)
     spec = pairs.sample_pair(clips, seed, 1, np.random.default_rng(seed), cfg)
     assert ex["label"] == 1 and spec.audio_center == spec.frame_time
     assert mf.frame_index_of(ex["image"]) == round(spec.frame_time * 8)

@@ -1,7 +1,8 @@
 """The three heads: L3 correspondence, AVE embedding + distance, AVOL multiple-instance map.
 
 Every head maps the two towers' outputs to a dict whose "logit" is the correspondence logit
-(p(corresponds) = sigmoid(logit)). A 2-way softmax is the same model as a sigmoid of the
+(p(corresponds) = sigmoid(logit)), and `pairwise` scores every image of a batch against every
+sound of it ([B_image, B_audio] logits; train.negatives="batch"). A 2-way softmax is the same model as a sigmoid of the
 difference of its two logits, so L3 and AVE report logit = l[corresponds] - l[not].
 """
 
@@ -32,7 +33,14 @@ class L3Head(nn.Module):
     x = jnp.concatenate([vision["pooled"], audio["pooled"]], axis=-1).astype(jnp.float32)
     x = nn.relu(nn.Dense(self.dim, name="fc1")(x))
     two_way = nn.Dense(2, name="fc2")(x)  # index 1 = corresponds
-    return {"logit": two_way[:, 1] - two_way[:, 0]}
+    return {"logit": two_way[..., 1] - two_way[..., 0]}
+
+  def pairwise(self, vision: dict, audio: dict) -> jnp.ndarray:
+    # The fc layers act on the last axis, so a [B, B, 1024] grid of concatenations works as is.
+    v, a = vision["pooled"], audio["pooled"]
+    grid_v = jnp.broadcast_to(v[:, None], (v.shape[0], a.shape[0], v.shape[-1]))
+    grid_a = jnp.broadcast_to(a[None, :], (v.shape[0], a.shape[0], a.shape[-1]))
+    return self({"pooled": grid_v}, {"pooled": grid_a})["logit"]
 
 
 class Embedder(nn.Module):
@@ -73,12 +81,20 @@ class AVEHead(nn.Module):
   def embed_audio(self, audio: dict) -> jnp.ndarray:
     return self.audio_embedder(audio["pooled"])
 
-  def __call__(self, vision: dict, audio: dict) -> dict:
-    v, a = self.embed_image(vision), self.embed_audio(audio)
+  def logit(self, v: jnp.ndarray, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(logit, distance) of embeddings that broadcast against each other."""
     distance = jnp.sqrt(jnp.sum(jnp.square(v - a), axis=-1, keepdims=True) + 1e-12)
     two_way = self.fc3(distance)
-    return {"logit": two_way[:, 1] - two_way[:, 0], "distance": distance[:, 0],
-            "image_embedding": v, "audio_embedding": a}
+    return two_way[..., 1] - two_way[..., 0], distance[..., 0]
+
+  def __call__(self, vision: dict, audio: dict) -> dict:
+    v, a = self.embed_image(vision), self.embed_audio(audio)
+    logit, distance = self.logit(v, a)
+    return {"logit": logit, "distance": distance, "image_embedding": v, "audio_embedding": a}
+
+  def pairwise(self, vision: dict, audio: dict) -> jnp.ndarray:
+    v, a = self.embed_image(vision), self.embed_audio(audio)
+    return self.logit(v[:, None], a[None, :])[0]
 
 
 class AVOLHead(nn.Module):
@@ -113,6 +129,11 @@ class AVOLHead(nn.Module):
     """Calibrated score map (logits) [B, h, w] of where the sound is."""
     scores = jnp.einsum("bhwc,bc->bhw", vision_vectors, audio_embedding)
     return self.calibration(scores[..., None])[..., 0]
+
+  def pairwise(self, vision: dict, audio: dict) -> jnp.ndarray:
+    vectors, a = self.vision_vectors(vision), self.embed_audio(audio)
+    scores = jnp.einsum("ihwc,jc->ijhw", vectors, a)
+    return jnp.max(self.calibration(scores[..., None])[..., 0], axis=(2, 3))
 
   def __call__(self, vision: dict, audio: dict) -> dict:
     vectors = self.vision_vectors(vision)

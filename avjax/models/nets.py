@@ -57,6 +57,12 @@ class AVNet(nn.Module):
     out["audio_features"] = sound["pooled"].astype(jnp.float32)
     return out
 
+  def pairwise_logits(self, image: jnp.ndarray, audio: jnp.ndarray,
+                      train: bool = False) -> jnp.ndarray:
+    """Correspondence logits of every image against every sound: [B_image, B_audio]."""
+    vision = self.vision_tower(normalise_image(image), train)
+    return self.head_module.pairwise(vision, self.audio_tower(audio, train))
+
   def embed_image(self, image: jnp.ndarray) -> jnp.ndarray:
     """The image's joint embedding (tower features for L3-Net, which has no joint space)."""
     return self.head_module.embed_image(self.vision_tower(normalise_image(image), False))

@@ -25,7 +25,7 @@ from avjax.train import step as step_lib
 from avjax.train.metric_writer import MetricWriter
 from data_pipeline import index, pipeline
 
-TRAIN_KEYS = ("image", "audio", "label", "replaced")
+TRAIN_KEYS = ("image", "audio", "label", "frame", "replaced")
 
 
 class TrainingDiverged(RuntimeError):
@@ -71,7 +71,8 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   state = state_lib.create_train_state(model, tx, config, mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state)
   train_step, infer = step_lib.jit_steps(
-      model, tx, state_lib.learning_rate_schedule(config.train), state_sharding, batch_sharding)
+      model, tx, state_lib.learning_rate_schedule(config.train), state_sharding, batch_sharding,
+      negatives=config.train.negatives)
   return Setup(mesh, dataset, global_batch_size(config.train), model, state, train_step, infer,
                batch_sharding)
 
@@ -142,7 +143,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ConfigError("the dataset has no 'train' clips")
   data_iter = iter(pipeline.train_dataset(
       config.data, train_clips, global_batch_size=s.global_batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count()))
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      positives_only=train_cfg.negatives == "batch"))
 
   try:
     # Checkpoint restore: state and iterator together, or a fresh start.

@@ -106,3 +106,28 @@ def test_ave_fc3_starts_with_small_distance_meaning_corresponds():
   # Identical embeddings (distance 0) give a confident "corresponds".
   same = head.apply(variables, vision, vision)
   assert bool(jnp.all(same["logit"] > 0))
+
+
+@pytest.mark.parametrize("head", ["l3", "ave", "avol"])
+def test_pairwise_logits_hold_every_pair_and_the_rows_own_pairs_on_the_diagonal(head):
+  net = AVNet(head=head, width=1 / 16)
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+  audio = rng.normal(size=(4, 33, 20, 1)).astype(np.float32)
+  variables = net.init(jax.random.PRNGKey(1), image, audio[:3])
+  grid = net.apply(variables, image, audio, method="pairwise_logits")
+  assert grid.shape == (3, 4)
+  for j in range(4):  # column j: every image with sound j, as the forward pass scores it
+    column = net.apply(variables, image, np.repeat(audio[j:j + 1], 3, axis=0))["logit"]
+    np.testing.assert_allclose(grid[:, j], column, rtol=1e-4, atol=1e-5)
+
+
+def test_in_batch_targets_pair_each_frame_with_its_own_positive_sound_only():
+  from avjax.train import step  # pylint: disable=g-import-not-at-top
+  # Rows 0/1 show one frame (positive, negative), rows 2/3 another, row 4 a stand-in frame.
+  batch = {"frame": jnp.array([7, 7, 8, 8, 2**30 + 8]), "label": jnp.array([1, 0, 1, 0, 1])}
+  expected = np.zeros((5, 5), bool)
+  expected[[0, 1], 0] = expected[[2, 3], 2] = expected[4, 4] = True
+  np.testing.assert_array_equal(step.in_batch_targets(batch), expected)
+  logits = jnp.where(jnp.asarray(expected), 5.0, -5.0)
+  assert float(step.balanced_mean(((logits > 0) == expected).astype(jnp.float32), expected)) == 1.0

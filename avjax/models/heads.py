@@ -2,8 +2,9 @@
 
 Every head maps the two towers' outputs to a dict whose "logit" is the correspondence logit
 (p(corresponds) = sigmoid(logit)), and `pairwise` scores every image of a batch against every
-sound of it ([B_image, B_audio] logits; train.negatives="batch"). A 2-way softmax is the same model as a sigmoid of the
-difference of its two logits, so L3 and AVE report logit = l[corresponds] - l[not].
+sound of it ([B_image, B_audio] logits; train.negatives="batch"). A 2-way softmax is the same
+model as a sigmoid of the difference of its two logits, so L3 and AVE report
+logit = l[corresponds] - l[not].
 """
 
 import flax.linen as nn

@@ -56,6 +56,9 @@ def global_batch_size(train_cfg: ml_collections.ConfigDict) -> int:
 
 
 def setup(config: ml_collections.ConfigDict) -> Setup:
+  if config.train.negatives not in step_lib.NEGATIVES:
+    raise ConfigError(f"train.negatives={config.train.negatives!r}; use one of "
+                      + ", ".join(step_lib.NEGATIVES))
   # Mesh: one "data" axis over every device of every process.
   mesh = jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))

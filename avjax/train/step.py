@@ -16,6 +16,9 @@ import optax
 from avjax.train.state import TrainState
 
 
+NEGATIVES = ("pairs", "batch")  # the values of train.negatives (see train_step)
+
+
 def correspondence_loss(logit: jax.Array, label: jax.Array) -> jax.Array:
   """Binary cross-entropy on "corresponds" (equal to the papers' 2-way softmax loss)."""
   return optax.sigmoid_binary_cross_entropy(logit, label.astype(jnp.float32)).mean()
@@ -101,7 +104,8 @@ def predict(state: TrainState, image: jax.Array, audio: jax.Array, *, model: nn.
 
 
 def jit_steps(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
-              state_sharding, batch_sharding, negatives: str = "pairs") -> tuple[Callable, Callable]:
+              state_sharding, batch_sharding,
+              negatives: str = "pairs") -> tuple[Callable, Callable]:
   """The jitted (train_step, predict) pair with their shardings; the state is donated."""
   train = jax.jit(functools.partial(train_step, model=model, tx=tx, schedule=schedule,
                                     negatives=negatives),

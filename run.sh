@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # avjax's one entry script: creates and reuses a virtual environment, installs what is
 # missing, then runs the job.
-#   ./run.sh demo            train AVOL-Net (demo variant) on the embedded dataset, then evaluate
+#   ./run.sh demo            train AVOL-Net (demo variant) on the embedded dataset, evaluate
+#                            (metrics, pictures, report.html) and export it
 #   ./run.sh test [ARGS]     the test suite (pytest ARGS)
 #   ./run.sh train ARGS      python -m avjax.main ARGS
 #   ./run.sh bench [ARGS]    python -m avjax.bench ARGS
@@ -28,6 +29,22 @@ ensure_env() {
   fi
 }
 
+# The report test renders the HTML report in headless Chromium (Debian's package).
+ensure_chromium() {
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Chromium for the report test (first run only) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "warning: chromium is not installed and cannot be installed here (needs root and" \
+         "apt-get); the report test will fail. Install Debian's chromium package." >&2
+  fi
+}
+
 cmd="${1:-help}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -36,9 +53,11 @@ case "$cmd" in
     workdir="${AVJAX_WORKDIR:-workdirs/avol_demo}"
     "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" "$@"
     "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=eval "$@"
+    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=export "$@"
     ;;
   test)
     ensure_env
+    ensure_chromium
     "$PY" -m pytest "$@"
     ;;
   train)

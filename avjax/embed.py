@@ -22,6 +22,8 @@ Arrays in each .npz (D is the export's embedding size; L3-Net's are tower featur
   loc_maps         float32 [M, h, w]  AVOL-Net videos with sound: where in each frame the
                                       sound of the window centred on the frame comes from
 
+With --localise, such a video also gets OUTPUT_DIR/NAME.localisation.png beside its .npz.
+
 Audio is decoded, down-mixed and resampled chunk by chunk (PyAV), so a long file runs in
 bounded memory; windows are batched across files. Files that cannot be read are reported on
 stderr and skipped. Exit status: 0 when every input was embedded, 1 when any failed, 2 when
@@ -51,6 +53,8 @@ flags.DEFINE_string("output_dir", "embeddings", "Where the .npz files go.")
 flags.DEFINE_float("hop", 0.1, "Seconds between audio windows.")
 flags.DEFINE_float("frame_hop", 1.0, "Seconds between video frames.")
 flags.DEFINE_integer("batch_size", 64, "Windows or frames per call of the net.")
+flags.DEFINE_bool("localise", False, "Also draw NAME.localisation.png for AVOL-Net videos "
+                  "with sound: up to 8 frames, evenly spaced, with the map of their sound.")
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -329,6 +333,7 @@ class _Job:
     self.done_reading = False
     self.failed = None
     self.duration = 0.0  # header seconds, for the progress bar
+    self.frames = None   # a figures.FrameSampler of the network images, with --localise
 
 
 class Embedder:
@@ -339,6 +344,7 @@ class Embedder:
     self.hop, self.frame_hop, self.batch_size = hop, frame_hop, batch_size
     self.queues = {"audio": [], "frame": [], "image": []}
     self.failures = []
+    self.localise = False  # set to draw NAME.localisation.png for videos with maps
     p = model.preprocessing
     size, freq = p["image_size"], p["n_fft"] // 2 + 1
     self.blank_image = np.zeros((size, size, 3), np.uint8)
@@ -403,6 +409,8 @@ class Embedder:
       arrays["frame_times"] = times("frame")
       if self.map_shape is not None and job.reader.has_audio:
         arrays["loc_maps"] = stack("frame", 1, self.map_shape)
+        if job.frames is not None and job.frames.items:
+          self._draw(job, arrays["frame_times"], arrays["loc_maps"])
     os.makedirs(os.path.dirname(job.out_path), exist_ok=True)
     tmp = job.out_path + ".tmp"
     with open(tmp, "wb") as f:
@@ -410,12 +418,25 @@ class Embedder:
     os.replace(tmp, job.out_path)
     job.results.clear()
 
+  def _draw(self, job: _Job, frame_times: np.ndarray, maps: np.ndarray) -> None:
+    from avjax.visualise import figures  # pylint: disable=g-import-not-at-top
+    times = [t for t, _ in job.frames.items]
+    rows = [int(np.argmin(np.abs(frame_times - t))) for t in times]
+    fig = figures.localisation_sheet([p for _, p in job.frames.items], maps[rows], times,
+                                     os.path.basename(job.path))
+    figures.save(fig, os.path.splitext(job.out_path)[0] + ".localisation.png")
+
   def run(self, jobs: list, bar) -> None:
     for number, job in enumerate(jobs, 1):
       job.reader = MediaReader(job.path, job.kind, self.model, self.hop, self.frame_hop)
       progressed = 0.0  # this file's seconds shown on the bar, at most its header duration
       try:
+        if self.localise and job.kind == "video" and self.map_shape is not None:
+          from avjax.visualise import figures  # pylint: disable=g-import-not-at-top
+          job.frames = figures.FrameSampler(8)
         for item in job.reader.items():
+          if item[0] == "frame" and job.frames is not None:
+            job.frames.add(item[1], item[2])
           self.queues[item[0]].append((job,) + tuple(item[1:]))
           job.pending += 1
           if len(self.queues[item[0]]) >= self.batch_size:
@@ -480,6 +501,7 @@ def main(argv: list[str]) -> None:
 
   found, bad = find_inputs(inputs)
   embedder = Embedder(model, FLAGS.output_dir, FLAGS.hop, FLAGS.frame_hop, FLAGS.batch_size)
+  embedder.localise = FLAGS.localise
   for path, reason in bad:
     embedder.failures.append((path, reason))
     print(f"avjax.embed: skipped {path}: {reason}", file=sys.stderr)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from absl.testing import flagsaver
@@ -115,3 +116,15 @@ def test_missing_export_is_one_line_and_exit_status_two(tmp_path, capsys):
   assert status == 2
   assert err.strip().splitlines() == [
       f"avjax.embed: no avjax export at {tmp_path / 'nowhere'}: folder not found"]
+
+
+def test_localise_draws_the_video_frames_with_their_maps(export_dir, media, tmp_path, capsys):
+  folder, _ = media
+  out = str(tmp_path / "out")
+  status, err = _embed_in_process(capsys, os.path.join(folder, "clips", "clip.mp4"),
+                                  os.path.join(folder, "tone.wav"), model=export_dir,
+                                  output_dir=out, localise=True)
+  assert status == 0, err[-3000:]
+  assert sorted(os.listdir(out)) == ["clip.mp4.localisation.png", "clip.mp4.npz", "tone.wav.npz"]
+  picture = cv2.imread(os.path.join(out, "clip.mp4.localisation.png"))
+  assert picture is not None and picture.shape[1] > 400 and picture.std() > 10

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import av
+import browser
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -52,6 +54,11 @@ def test_each_net_trains_and_evaluates(spec, tmp_path, embedded_dir):
     assert key in results, key
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     assert json.load(f)["avc_accuracy"] == results["avc_accuracy"]
+  # No localisation map: retrieval pictures and the report, no heat maps or video.
+  written = set(os.listdir(os.path.join(workdir, "eval")))
+  assert {"report.html", "retrieval_im-im.png", "retrieval_aud-aud.png"} <= written
+  assert not written & {"heatmaps.png", "localisation.mp4"}
+  assert ("retrieval_im-aud.png" in written) == (spec == "ave:tiny")  # L3: no joint space
 
 
 def _run_main(*args, **kwargs):
@@ -79,12 +86,33 @@ def test_command_line_trains_then_evaluates_avol(tmp_path, embedded_dir):
                           "baseline/centre/loc/pointing"):
     assert key in results, key
   assert "avc_accuracy" in proc.stdout and "baseline" in proc.stdout
+  _check_pictures(os.path.join(workdir, "eval"), tmp_path)
 
   # Evaluating a step that does not exist: one line naming the steps there are.
   proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", "--mode=eval",
                    "--checkpoint=3", timeout=300)
   assert proc.returncode != 0 and "no checkpoint at step 3" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+PICTURES = ("training_curves.png", "heatmaps.png", "matched_mismatched.png",
+            "retrieval_im-im.png", "retrieval_im-aud.png", "retrieval_aud-im.png",
+            "retrieval_aud-aud.png")
+
+
+def _check_pictures(eval_dir: str, tmp_path) -> None:
+  """AVOL-Net's eval pictures, video and report exist, and the report renders in Chromium
+  with every picture, the video, the sound players and the metrics table."""
+  for name in PICTURES + ("localisation.mp4", "report.html"):
+    assert os.path.getsize(os.path.join(eval_dir, name)) > 1000, name
+  with av.open(os.path.join(eval_dir, "localisation.mp4")) as container:
+    assert {s.type for s in container.streams} == {"video", "audio"}
+    assert sum(1 for _ in container.decode(video=0)) >= 8
+  dom = browser.rendered_dom(os.path.join(eval_dir, "report.html"))
+  assert dom.count("<img") == len(PICTURES) and dom.count("<video") == 1
+  assert dom.count("<audio") >= 6 and "<td>loc/pointing</td>" in dom
+  shot = browser.screenshot(os.path.join(eval_dir, "report.html"), str(tmp_path / "r.png"))
+  assert shot.std() > 20  # pictures drawn, not a blank page
 
 
 def test_resumed_run_matches_uninterrupted_run(tmp_path, embedded_dir):

@@ -14,6 +14,9 @@ def default_eval_config() -> ml_collections.ConfigDict:
       probe_folds=5,        # GroupKFold folds, grouped by clip
       probe_c=1.0,          # inverse L2 strength of the probe's logistic regression
       loc_size=224,         # maps are scored at loc_size^2 (LVS / EZ-VSL: 224)
+      pictures=True,        # --mode=eval also writes figures, a video and report.html
+      picture_clips=8,      # test frames in the heat-map figure
+      picture_items=512,    # at most this many test clips in the retrieval pictures
       retrieval_query_chunk=512,
       retrieval_db_chunk=4096,
   ))

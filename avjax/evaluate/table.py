@@ -26,9 +26,10 @@ def _fmt(value, key: str = "") -> str:
   return str(value)
 
 
-def format_table(metrics: Mapping[str, object]) -> str:
-  """Rows "metric | value | baseline (name)"; baselines shown beside their metric; notes and
-  other entries (step, split) listed after the table. Every key of `metrics` appears."""
+def table_rows(metrics: Mapping[str, object]):
+  """(rows, other, notes): rows are (metric, value, baseline) strings with each baseline beside
+  its metric; other are the non-metric entries (step, split); notes the "note/..." entries.
+  Every key of `metrics` appears in one of them."""
   shown_as_baseline = {_baseline_key(k, metrics) for k in metrics} - {None}
   rows, notes, other = [], [], []
   if "avc_accuracy" in metrics:
@@ -37,7 +38,7 @@ def format_table(metrics: Mapping[str, object]) -> str:
     if key == "avc_accuracy" or key in shown_as_baseline:
       continue
     if key.startswith("note/"):
-      notes.append(f"  {key}: {value}")
+      notes.append((key, str(value)))
       continue
     base = _baseline_key(key, metrics)
     if base is not None:
@@ -45,16 +46,23 @@ def format_table(metrics: Mapping[str, object]) -> str:
     elif isinstance(value, float) and "/" in key:
       rows.append((key, _fmt(value, key), ""))
     else:
-      other.append(f"  {key}: {_fmt(value)}")
+      other.append((key, _fmt(value)))
   # Baselines whose metric is missing still get a row of their own.
   for key in sorted(shown_as_baseline):
     if not any(_baseline_key(k, metrics) == key for k in metrics if k not in shown_as_baseline):
       rows.append((key, _fmt(metrics[key]), ""))
+  return rows, other, notes
+
+
+def format_table(metrics: Mapping[str, object]) -> str:
+  """Rows "metric | value | baseline (name)"; baselines shown beside their metric; notes and
+  other entries (step, split) listed after the table. Every key of `metrics` appears."""
+  rows, other, notes = table_rows(metrics)
   width = max([len(r[0]) for r in rows] + [len("metric")])
   lines = [f"{'metric':<{width}}  {'value':>8}  baseline", "-" * (width + 30)]
   lines += [f"{name:<{width}}  {value:>8}  {base}".rstrip() for name, value, base in rows]
   if other:
-    lines += ["", *other]
+    lines += ["", *(f"  {k}: {v}" for k, v in other)]
   if notes:
-    lines += ["", "notes:", *notes]
+    lines += ["", "notes:", *(f"  {k}: {v}" for k, v in notes)]
   return "\n".join(lines)

@@ -23,6 +23,7 @@ from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import state as state_lib
 from avjax.train import step as step_lib
 from avjax.train.metric_writer import MetricWriter
+from avjax.visualise import eval_pictures
 from data_pipeline import index, pipeline
 
 TRAIN_KEYS = ("image", "audio", "label", "frame", "replaced")
@@ -223,13 +224,19 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   state = ckpt.restore(step, s.state)
   ckpt.close()
   evaluators = build_split_evaluators(config, s.dataset, split)
-  results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
+  predict_fn = make_predict_fn(s, state)
+  results = evaluate.run_evaluators(evaluators, predict_fn)
   results = {"step": int(step), "split": split, **results}
+  out_dir = os.path.join(workdir, "eval")
   if jax.process_index() == 0:
-    out_dir = os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
       json.dump(results, f, indent=2, default=float)
     print(evaluate.format_table(results))
     print(f"Metrics written to {os.path.join(out_dir, 'metrics.json')}")
+  if config.eval.pictures:
+    report = eval_pictures.write_eval_pictures(config, s.dataset.split(split),
+                                               s.dataset.classes, predict_fn, workdir, results)
+    if report:
+      print(f"Report (metrics, heat maps, retrieval, video): {report}")
   return results

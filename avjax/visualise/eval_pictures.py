@@ -1,0 +1,293 @@
+"""The pictures and the HTML report of `--mode=eval`, from the evaluated net and the test clips.
+
+    report_path = write_eval_pictures(config, clips, classes, predict_fn, workdir, results)
+
+Writes into WORKDIR/eval/: training_curves.png, heatmaps.png and matched_mismatched.png
+(AVOL-Net), retrieval_<direction>.png, localisation.mp4 (AVOL-Net) and report.html. The
+gallery is the eval "positives" rows (one centred frame + its own sound per clip, the same
+rows the metrics use), capped at eval.picture_items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional, Sequence
+
+import jax
+import numpy as np
+import tqdm
+
+from avjax.visualise import drawing, figures, report as report_lib, video
+from data_pipeline import decode, pairs, pipeline
+from data_pipeline.clips import Clip
+
+PICTURE_SIZE = 224   # side of each picture in the figures
+VIDEO_SIZE = 336     # side of the localisation video
+MAX_VIDEO_SECONDS = 10.0
+
+
+@dataclasses.dataclass
+class Gallery:
+  """Eval rows with their pictures kept: inputs, labels, boxes and the net's outputs."""
+  images: np.ndarray        # uint8 [N, S, S, 3]
+  specs: np.ndarray         # float32 [N, F, T, 1]
+  clip_index: np.ndarray    # [N]
+  class_id: np.ndarray      # [N]
+  target_box: np.ndarray    # [N, 4]
+  distractor_boxes: np.ndarray  # [N, K, 4]
+  outputs: dict             # the net's outputs per row (loc_map, embeddings, features)
+
+
+def predict_rows(predict_fn: Callable, images: np.ndarray, specs: np.ndarray,
+                 batch_size: int) -> dict:
+  """predict_fn over any number of rows, padded to whole batches of batch_size (the size the
+  eval step was compiled for)."""
+  outs = []
+  for start in range(0, len(images), batch_size):
+    im, sp = images[start:start + batch_size], specs[start:start + batch_size]
+    pad = batch_size - len(im)
+    if pad:
+      im = np.concatenate([im, np.repeat(im[-1:], pad, 0)])
+      sp = np.concatenate([sp, np.repeat(sp[-1:], pad, 0)])
+    out = predict_fn({"image": im, "audio": sp})
+    outs.append({k: np.asarray(v)[:batch_size - pad] for k, v in out.items()})
+  return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+
+def build_gallery(data_cfg, clips: Sequence[Clip], predict_fn: Callable, batch_size: int,
+                  seed: int, max_items: int) -> Gallery:
+  rows = []
+  for row in pipeline.eval_rows(data_cfg, clips, seed=seed, mode="positives"):
+    if row["valid"]:
+      rows.append(row)
+    if len(rows) >= max_items:
+      break
+  if not rows:
+    raise ValueError("no readable clip to draw")
+  stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+  outputs = predict_rows(predict_fn, stack["image"], stack["audio"], batch_size)
+  return Gallery(stack["image"], stack["audio"], stack["clip_index"], stack["class_id"],
+                 stack["target_box"], stack["distractor_boxes"], outputs)
+
+
+def _with_boxes(g: Gallery) -> np.ndarray:
+  return np.flatnonzero(np.all(g.target_box >= 0, axis=-1))
+
+
+def heatmap_figure(g: Gallery, classes: Sequence[str], n: int, cols: int = 4):
+  """The first n test frames with a box: map, sounding object (green), silent objects (white),
+  peak (cross); the caption says whether the peak hit the sounding object."""
+  cells = []
+  for i in _with_boxes(g)[:n]:
+    loc_map = g.outputs["loc_map"][i]
+    hit = bool(pairs_hit(loc_map, g.target_box[i]))
+    cells.append(figures.Cell(
+        drawing.annotated(g.images[i], loc_map, g.target_box[i], g.distractor_boxes[i],
+                          PICTURE_SIZE),
+        f"{classes[g.class_id[i]]}: {'hit' if hit else 'miss'}",
+        figures.CORRECT if hit else figures.WRONG))
+  rows = [cells[r:r + cols] for r in range(0, len(cells), cols)]
+  return figures.grid_figure(rows, "Where the sound is (test frames with their own sound)")
+
+
+def pairs_hit(loc_map: np.ndarray, box: np.ndarray) -> bool:
+  """Whether the map's peak falls inside the box (the pointing metric for one image)."""
+  from avjax.evaluate import metrics  # pylint: disable=g-import-not-at-top
+  return bool(metrics.pointing_hits(loc_map[None], box[None])[0])
+
+
+def matched_mismatched_figure(g: Gallery, classes: Sequence[str], predict_fn: Callable,
+                              batch_size: int, n_images: int = 3, n_other: int = 3):
+  """[OtS]'s figure: each image with its own sound and with sounds of other classes, the map
+  on one absolute scale (p(sound here)), so a net that listens lights up only for a match."""
+  picked, seen = [], set()
+  for i in _with_boxes(g):
+    if g.class_id[i] not in seen:
+      picked.append(i)
+      seen.add(g.class_id[i])
+    if len(picked) == n_images:
+      break
+  images, specs, captions = [], [], []
+  for i in picked:
+    others, other_classes = [], {g.class_id[i]}
+    for j in range(len(g.images)):  # sounds of n_other different classes
+      if g.class_id[j] not in other_classes and len(others) < n_other:
+        others.append(j)
+        other_classes.add(g.class_id[j])
+    for j in [i] + others:
+      images.append(g.images[i])
+      specs.append(g.specs[j])
+      captions.append(("own sound: " if j == i else "sound of: ") + classes[g.class_id[j]])
+  maps = predict_rows(predict_fn, np.stack(images), np.stack(specs), batch_size)["loc_map"]
+  rows, k = [], 0
+  for i in picked:
+    row = [figures.Cell(drawing.annotated(g.images[i], None, g.target_box[i], (),
+                                          PICTURE_SIZE), "frame")]
+    for _ in range(1 + n_other):
+      row.append(figures.Cell(drawing.annotated(g.images[i], maps[k], size=PICTURE_SIZE,
+                                                absolute=True),
+                              f"{captions[k]} (max {maps[k].max():.2f})"))
+      k += 1
+    rows.append(row)
+  return figures.grid_figure(rows, "Same frame, different sounds (colour = p(sound here), "
+                             "one scale for all)")
+
+
+def _vectors(g: Gallery, side: str) -> Optional[np.ndarray]:
+  return g.outputs.get(f"{side}_embedding", g.outputs.get(f"{side}_features"))
+
+
+def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k: int = 5):
+  """{direction: (figure, [(query, [results])])}: each query's top-k in each direction,
+  green when of the query's class. Cross-modal directions need a joint embedding."""
+  joint = "image_embedding" in g.outputs and "audio_embedding" in g.outputs
+  directions = [("im-im", "image", "image"), ("aud-aud", "audio", "audio")]
+  if joint:
+    directions[1:1] = [("im-aud", "image", "audio"), ("aud-im", "audio", "image")]
+  queries, seen = [], set()
+  for i in range(len(g.images)):
+    if g.class_id[i] not in seen:
+      queries.append(i)
+      seen.add(g.class_id[i])
+    if len(queries) == n_queries:
+      break
+  out = {}
+  for name, q_side, d_side in directions:
+    q = _unit(_vectors(g, q_side))
+    d = _unit(_vectors(g, d_side))
+    rows, picks = [], []
+    for i in queries:
+      sims = d @ q[i]
+      sims[i] = -np.inf  # every item is a query against all the others
+      top = [int(j) for j in np.argsort(-sims, kind="stable")[:k]]
+      picks.append((i, top))
+      row = [figures.Cell(_picture(g, i, q_side), f"query: {classes[g.class_id[i]]}")]
+      for rank, j in enumerate(top, 1):
+        same = g.class_id[j] == g.class_id[i]
+        row.append(figures.Cell(_picture(g, j, d_side), f"{rank}: {classes[g.class_id[j]]}",
+                                figures.CORRECT if same else figures.WRONG))
+      rows.append(row)
+    title = f"Retrieval {name}: top {k} of {len(g.images)} ({q_side} query, {d_side} results)"
+    out[name] = (figures.grid_figure(rows, title), picks)
+  return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float32)
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+
+
+def _picture(g: Gallery, i: int, side: str) -> np.ndarray:
+  if side == "image":
+    return drawing.upscale(g.images[i], PICTURE_SIZE)
+  return figures.spectrogram_picture(g.specs[i], PICTURE_SIZE)
+
+
+def clip_sound(data_cfg, clip: Clip) -> np.ndarray:
+  """The 1 s the net heard for a clip in evaluation (centred on the middle grid time)."""
+  t = pairs.middle_grid_time(clip, data_cfg.audio_seconds)
+  return decode.read_audio(clip.audio_path, t, data_cfg.audio_seconds, data_cfg.sample_rate,
+                           timeout_s=data_cfg.per_file_timeout_s)
+
+
+def localisation_video(path: str, data_cfg, clips: Sequence[Clip], clip_index: int,
+                       predict_fn: Callable, batch_size: int, write: bool = True
+                       ) -> Optional[str]:
+  """An mp4 of one clip: every frame with the map of the 1 s of sound centred on it, the
+  sounding object's box, and the clip's own sound. None for a still image, or when not
+  `write` (the other processes of a multi-host job, which only help run the net)."""
+  clip = clips[clip_index]
+  if not clip.fps:
+    return None
+  seconds = min(clip.duration, MAX_VIDEO_SECONDS)
+  times = clip.start + np.arange(int(seconds * clip.fps)) / clip.fps
+  images, specs, boxes = [], [], []
+  for t in tqdm.tqdm(times, desc="localisation video", leave=False, unit="frame"):
+    fi = pairs.frame_index_at(clip, float(t))
+    spec = pairs.PairSpec(clip_index, float(t), fi, clip_index, float(t), 1)
+    image, audio, geo = pipeline.load_example(clips, spec, data_cfg, None)
+    target, _ = pipeline._box_rows(clip, fi, geo, 0)  # pylint: disable=protected-access
+    images.append(image)
+    specs.append(audio)
+    boxes.append(target)
+  maps = predict_rows(predict_fn, np.stack(images), np.stack(specs), batch_size)["loc_map"]
+  if not write:
+    return None
+  # One absolute scale for every frame: the map fades where the sound stops.
+  frames = [drawing.annotated(im, m, box, (), VIDEO_SIZE, absolute=True)
+            for im, m, box in zip(images, maps, boxes)]
+  sound = decode.read_audio(clip.audio_path, clip.start + seconds / 2, seconds,
+                            data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  return video.write_video(path, frames, clip.fps, sound, data_cfg.sample_rate)
+
+
+def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
+                        predict_fn: Callable, workdir: str, results: dict) -> Optional[str]:
+  """Writes the pictures and report.html into workdir/eval; returns the report's path.
+
+  Every process runs the net (predict_fn gathers across processes); process 0 writes.
+  """
+  ev, data_cfg = config.eval, config.data
+  out_dir = os.path.join(workdir, "eval")
+  write = jax.process_index() == 0
+  g = build_gallery(data_cfg, clips, predict_fn, ev.batch_size, ev.seed, ev.picture_items)
+  has_map = "loc_map" in g.outputs and len(_with_boxes(g)) > 0
+  rep = report_lib.Report(f"avjax {config.experiment}: step {results.get('step')} on the "
+                          f"{results.get('split')} split")
+
+  rep.heading("Metrics (each beside its baseline)")
+  rep.metrics_table(results)
+
+  history = figures.read_metrics_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  if history and write:
+    rep.heading("Training")
+    rep.image(figures.save(figures.training_curves(history, config.experiment),
+                           os.path.join(out_dir, "training_curves.png")),
+              "Loss and balanced AVC accuracy of the training batches; validation AVC "
+              "accuracy at each evaluation.")
+
+  if has_map:
+    heat = heatmap_figure(g, classes, ev.picture_clips)
+    same_frame = matched_mismatched_figure(g, classes, predict_fn, ev.batch_size)
+    first = int(g.clip_index[_with_boxes(g)[0]])
+    mp4 = localisation_video(os.path.join(out_dir, "localisation.mp4"), data_cfg, clips,
+                             first, predict_fn, ev.batch_size, write)
+    if write:
+      rep.heading("Localisation")
+      rep.image(figures.save(heat, os.path.join(out_dir, "heatmaps.png")),
+                "AVOL-Net's map for each frame with its own sound (min-max normalised, as "
+                "the cIoU protocol scores it). Green box: the sounding object; white: silent "
+                "objects; cross: the peak.")
+      rep.image(figures.save(same_frame, os.path.join(out_dir, "matched_mismatched.png")),
+                "One frame with its own sound and with sounds of other classes.")
+      if mp4:
+        rep.video(mp4, "Every frame of a test clip with the map (p(sound here), one scale) "
+                  "of the second of sound centred on it, and the clip's sound.",
+                  width=VIDEO_SIZE)
+  elif write:
+    rep.heading("Localisation")
+    rep.text(f"{config.model.name} has no localisation map (only AVOL-Net does).", "note")
+
+  retrieval = retrieval_figures(g, classes)
+  if write:
+    rep.heading("Retrieval")
+    if "im-aud" not in retrieval:
+      rep.text("No joint embedding (L3-Net): within-modality retrieval on tower features.",
+               "note")
+    for name, (fig, picks) in retrieval.items():
+      rep.image(figures.save(fig, os.path.join(out_dir, f"retrieval_{name}.png")),
+                f"{name}: each query's nearest items; green = same class as the query.")
+      if name in ("aud-aud", "im-aud"):
+        sounds = []
+        for q, top in picks:
+          if name == "aud-aud":
+            sounds.append((f"query: {classes[g.class_id[q]]}",
+                           clip_sound(data_cfg, clips[g.clip_index[q]])))
+          for rank, j in enumerate(top, 1):
+            sounds.append((f"{name} result {rank} for the {classes[g.class_id[q]]} query: "
+                           f"{classes[g.class_id[j]]}",
+                           clip_sound(data_cfg, clips[g.clip_index[j]])))
+        rep.sounds(sounds, data_cfg.sample_rate)
+    return rep.write(os.path.join(out_dir, "report.html"))
+  return None

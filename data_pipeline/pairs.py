@@ -156,6 +156,16 @@ def middle_grid_time(clip: Clip, audio_seconds: float) -> float:
   return min(max(mid, k_lo), k_hi) / clip.fps
 
 
+def eval_grid_times(clip: Clip, audio_seconds: float, n: int) -> list[float]:
+  """n evaluation times evenly spread over the clip's grid (n = 1: the middle grid time);
+  fewer when the clip has fewer grid frames, one for a still image."""
+  if n <= 1 or not clip.fps:
+    return [middle_grid_time(clip, audio_seconds)]
+  k_lo, k_hi = grid_indices(clip, audio_seconds)
+  ks = sorted({int(round(k)) for k in np.linspace(k_lo, k_hi, n)})
+  return [k / clip.fps for k in ks]
+
+
 def frame_index_at(clip: Clip, t: float) -> int:
   """The clip's video frame index shown at time t (0 for a still image)."""
   return _frame_index(clip, t)

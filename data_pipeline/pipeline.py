@@ -156,24 +156,36 @@ def _box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):
   return target, distract
 
 
-def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"):
-  """The evaluation examples in order, one dict per row (unbatched)."""
+def _eval_specs(clips: Sequence[Clip], i: int, mode: str, seed: int, audio_seconds: float,
+                frames_per_clip: int):
+  """A clip's eval pair specs: per eval time a positive and (mode "pairs") a negative, whose
+  sound is another video's at the same place in its grid; positives mode: the middle only."""
+  times = pairs.eval_grid_times(clips[i], audio_seconds,
+                                frames_per_clip if mode == "pairs" else 1)
+  for f, t in enumerate(times):
+    fi = pairs.frame_index_at(clips[i], t)
+    yield pairs.PairSpec(i, t, fi, i, t, 1)
+    if mode == "pairs":
+      rng = np.random.default_rng([seed, i, f])
+      other = pairs._other_clip(clips, i, rng)  # pylint: disable=protected-access
+      other_times = pairs.eval_grid_times(clips[other], audio_seconds, len(times))
+      yield pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0)
+
+
+def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs",
+              frames_per_clip: int = 1):
+  """The evaluation examples in order, one dict per row (unbatched).
+
+  mode "pairs": per clip, frames_per_clip frames spread over its grid, each with its own
+  sound (label 1) and another video's (label 0); "positives": the middle frame and its sound.
+  """
   if mode not in ("pairs", "positives"):
     raise DataError(f"eval mode must be 'pairs' or 'positives', got {mode!r}")
   names = class_names(clips)
   k = max([len(c.distractor_boxes) for c in clips] + [0])
   for i, clip in enumerate(clips):
-    t = pairs.middle_grid_time(clip, data_cfg.audio_seconds)
-    fi = pairs.frame_index_at(clip, t)
-    labels = (1, 0) if mode == "pairs" else (1,)
-    for label in labels:
-      rng = np.random.default_rng([seed, i, label])
-      if label:
-        spec = pairs.PairSpec(i, t, fi, i, t, 1)
-      else:
-        other = pairs._other_clip(clips, i, rng)  # pylint: disable=protected-access
-        spec = pairs.PairSpec(i, t, fi, other,
-                              pairs.middle_grid_time(clips[other], data_cfg.audio_seconds), 0)
+    for spec in _eval_specs(clips, i, mode, seed, data_cfg.audio_seconds, frames_per_clip):
+      label, fi = spec.label, spec.frame_index
       valid = True
       try:
         image, audio, geo = load_example(clips, spec, data_cfg, None)
@@ -195,10 +207,10 @@ def _blank(data_cfg):
 
 
 def eval_batches(data_cfg, clips: Sequence[Clip], *, batch_size: int, seed: int,
-                 mode: str = "pairs") -> Iterator[dict]:
+                 mode: str = "pairs", frames_per_clip: int = 1) -> Iterator[dict]:
   """Fixed evaluation batches; the last one padded to batch_size with valid=False rows."""
   rows = []
-  for row in eval_rows(data_cfg, clips, seed=seed, mode=mode):
+  for row in eval_rows(data_cfg, clips, seed=seed, mode=mode, frames_per_clip=frames_per_clip):
     rows.append(row)
     if len(rows) == batch_size:
       yield _stack(rows)

@@ -91,3 +91,19 @@ def test_deterministic_and_frame_index():
   assert a == b
   assert a.frame_index == math.floor(a.frame_time * 25.0 + 1e-6)
   assert pairs.middle_grid_time(clips[0], 1.0) == 1.5
+
+
+def test_eval_grid_times_spread_over_the_grid():
+  clips = _clips()
+  for clip in clips[:5]:
+    k_lo, k_hi = pairs.grid_indices(clip, 1.0)
+    times = pairs.eval_grid_times(clip, 1.0, 5)
+    assert len(times) == 5 and times == sorted(times)
+    assert all(_on_grid(t, clip.fps) for t in times)
+    assert math.isclose(times[0] * clip.fps, k_lo) and math.isclose(times[-1] * clip.fps, k_hi)
+    assert pairs.eval_grid_times(clip, 1.0, 1) == [pairs.middle_grid_time(clip, 1.0)]
+  still = Clip("a.jpg", "a.wav", 4.0, None, 16000, 1)
+  assert pairs.eval_grid_times(still, 1.0, 5) == [0.0]
+  # A clip with fewer grid frames than asked gives each one once.
+  short = Clip("s.mp4", "s.mp4", 1.5, 4.0, 16000, 1)
+  assert pairs.eval_grid_times(short, 1.0, 10) == [0.5, 0.75, 1.0]

@@ -134,3 +134,20 @@ def test_eval_batches_fixed_padded_boxes(clips):
   pos = list(pipeline.eval_batches(cfg, clips, batch_size=4, seed=0, mode="positives"))
   assert [len(x["label"]) for x in pos] == [4, 4] and np.concatenate(
       [x["valid"] for x in pos]).sum() == 6
+
+
+def test_eval_pairs_with_several_frames_per_clip(clips):
+  cfg = _cfg()
+  one = list(pipeline.eval_rows(cfg, clips, seed=0))
+  three = list(pipeline.eval_rows(cfg, clips, seed=0, frames_per_clip=3))
+  assert len(three) == 6 * 3 * 2
+  assert [r["label"] for r in three[:6]] == [1, 0, 1, 0, 1, 0]
+  assert [r["clip_index"] for r in three[:7]] == [0] * 6 + [1]
+  # Different frames of one clip; the frames' positives differ in picture and sound.
+  first = three[:6]
+  assert not np.array_equal(first[0]["image"], first[2]["image"])
+  assert not np.array_equal(first[0]["audio"], first[2]["audio"])
+  # The positives mode ignores frames_per_clip: one middle frame per clip, as retrieval needs.
+  assert len(list(pipeline.eval_rows(cfg, clips, seed=0, mode="positives",
+                                     frames_per_clip=3))) == 6
+  assert len(one) == 12

@@ -10,6 +10,8 @@ def default_eval_config() -> ml_collections.ConfigDict:
       every_steps=10_000,   # 0 = no evaluation during training
       batch_size=64,
       seed=0,               # fixes the eval pairs (negatives) and frame choice
+      avc_frames_per_clip=1,  # AVC pairs per clip: frames spread over its grid, each with
+                              # its own sound and another video's (more = less noise)
       ndcg_k=30,            # [OtS] reports nDCG@30
       probe_folds=5,        # GroupKFold folds, grouped by clip
       probe_c=1.0,          # inverse L2 strength of the probe's logistic regression

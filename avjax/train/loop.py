@@ -115,7 +115,8 @@ def build_split_evaluators(config: ml_collections.ConfigDict, dataset: index.Dat
 
   def make_batches(mode: str):
     return pipeline.eval_batches(config.data, clips, batch_size=config.eval.batch_size,
-                                 seed=config.eval.seed, mode=mode)
+                                 seed=config.eval.seed, mode=mode,
+                                 frames_per_clip=config.eval.avc_frames_per_clip)
 
   return evaluate.build_evaluators(config.eval, make_batches, clips, dataset.classes,
                                    ontology=dataset.ontology)

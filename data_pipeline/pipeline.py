@@ -78,20 +78,25 @@ def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: 
 class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 
-  def __init__(self, clips, data_cfg, seed: int, process_index: int, positives_only: bool):
+  def __init__(self, clips, data_cfg, seed: int, process_index: int, process_count: int,
+               positives_only: bool):
     self._clips = list(clips)
     self._cfg = data_cfg
-    self._seed, self._process = seed, process_index
+    self._seed, self._process, self._processes = seed, process_index, process_count
     self._positives_only = positives_only
+
+  def _frame_id(self, local: int) -> int:
+    # Unique across processes: the rows of all hosts meet in one global batch.
+    return (local * self._processes + self._process) % 2**30
 
   def __call__(self, element, rng: np.random.Generator) -> dict:
     position, clip_index = element
     if self._positives_only:  # every row its own frame and sound
-      return train_example(self._clips, clip_index, 1, position % 2**30, rng, self._cfg)
+      return train_example(self._clips, clip_index, 1, self._frame_id(position), rng, self._cfg)
     # Positions 2k and 2k+1 show the same clip (_EachTwice): one frame generator per pair.
     frame_rng = np.random.default_rng([self._seed, self._process, position // 2])
     return train_example(self._clips, clip_index, pairs.label_for_position(position),
-                         (position // 2) % 2**30, rng, self._cfg, frame_rng)
+                         self._frame_id(position // 2), rng, self._cfg, frame_rng)
 
 
 class _EachTwice(grain.MapDataset):
@@ -135,7 +140,8 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
     raise DataError(f"{len(ds)} clips per process is fewer than the batch size {batch_size}")
   ds = (ds if positives_only else _EachTwice(ds)).repeat(None)
   ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
-  ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index, positives_only))
+  ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index, process_count,
+                                         positives_only))
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:

@@ -151,3 +151,16 @@ def test_eval_pairs_with_several_frames_per_clip(clips):
   assert len(list(pipeline.eval_rows(cfg, clips, seed=0, mode="positives",
                                      frames_per_clip=3))) == 6
   assert len(one) == 12
+
+
+@pytest.mark.parametrize("positives_only", [True, False])
+def test_frame_ids_are_unique_across_processes(clips, positives_only):
+  """The rows of all processes meet in one global batch: a frame id names one frame there."""
+  cfg = _cfg()
+  ids = []
+  for process in range(2):
+    it = iter(pipeline.train_dataset(cfg, clips, global_batch_size=4, seed=0,
+                                     process_index=process, process_count=2,
+                                     positives_only=positives_only))
+    ids.append(np.concatenate([b["frame"] for b in _take(it, 3)]))
+  assert not set(ids[0].tolist()) & set(ids[1].tolist()), ids

@@ -3,6 +3,13 @@
 Every dataset format (a folder of videos, VGGSound, AudioSet, Kinetics, Flickr-SoundNet,
 VGG-SS, the embedded dataset) is read into a list of `Clip`s; the Grain pipeline only ever
 sees `Clip`s. Boxes are normalised to [0, 1] of the full frame as (x0, y0, x1, y1).
+
+Localisation ground truth: by default the target box of the evaluated frame. Datasets annotated
+on one frame with several boxes (Flickr-SoundNet: one box per annotator; VGG-SS: one box per
+sounding object) also list them all in `gt_boxes`; the ground-truth map is then
+min(1, (number of gt_boxes covering a pixel) / gt_consensus), the LVS / EZ-VSL map: with
+gt_consensus 2 (Flickr-SoundNet) a pixel inside one annotator's box counts 0.5 and inside two
+or more counts 1; with gt_consensus 1 (VGG-SS) the map is the union of the boxes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ class Clip:
     target_boxes: per video frame, the box of the sounding object (may be empty).
     distractor_boxes: per distractor, per video frame, its box (may be empty).
     clip_id: a stable name for the clip, unique in its table.
+    gt_boxes: for a clip annotated on one frame (its target track a single box), every
+      ground-truth box of that frame: one per annotator (Flickr-SoundNet) or per sounding
+      object (VGG-SS). Empty: the target box is the ground truth.
+    gt_consensus: how many of gt_boxes must cover a pixel for it to count fully (>= 1).
   """
   path: str
   audio_path: str
@@ -44,6 +55,8 @@ class Clip:
   target_boxes: tuple[Box, ...] = ()
   distractor_boxes: tuple[tuple[Box, ...], ...] = ()
   clip_id: str = ""
+  gt_boxes: tuple[Box, ...] = ()
+  gt_consensus: int = 1
 
   @property
   def label(self) -> Optional[str]:
@@ -58,6 +71,7 @@ class Clip:
     row = json.loads(line)
     row["labels"] = tuple(row.get("labels", ()))
     row["target_boxes"] = tuple(tuple(b) for b in row.get("target_boxes", ()))
+    row["gt_boxes"] = tuple(tuple(b) for b in row.get("gt_boxes", ()))
     row["distractor_boxes"] = tuple(
         tuple(tuple(b) for b in track) for track in row.get("distractor_boxes", ()))
     return cls(**row)

@@ -131,7 +131,7 @@ def _build_clips(entries, results, skipped) -> list[Clip]:
         audio_channels=int(info["audio_channels"]), labels=tuple(entry.labels),
         split=entry.split or common.hash_split(clip_id), start=float(entry.start),
         target_boxes=tuple(entry.target_boxes), distractor_boxes=tuple(entry.distractor_boxes),
-        clip_id=clip_id))
+        clip_id=clip_id, gt_boxes=tuple(entry.gt_boxes), gt_consensus=int(entry.gt_consensus)))
   return clips
 
 

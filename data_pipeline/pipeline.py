@@ -162,6 +162,18 @@ def _box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):
   return target, distract
 
 
+def _ground_truth_rows(clip: Clip, target: np.ndarray, geo: features.Geometry, k: int):
+  """Localisation ground truth of a row: boxes [k, 4] in network-image coordinates, padded
+  with -1, and their consensus (see clips.Clip): the clip's gt_boxes, or else its target box."""
+  boxes = np.full((k, 4), -1.0, np.float32)
+  if not clip.gt_boxes:
+    boxes[0] = target
+    return boxes, np.int32(1)
+  for j, box in enumerate(clip.gt_boxes[:k]):
+    boxes[j] = features.transform_box(box, geo)
+  return boxes, np.int32(clip.gt_consensus)
+
+
 def _eval_specs(clips: Sequence[Clip], i: int, mode: str, seed: int, audio_seconds: float,
                 frames_per_clip: int):
   """A clip's eval pair specs: per eval time a positive and (mode "pairs") a negative, whose
@@ -184,11 +196,18 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
 
   mode "pairs": per clip, frames_per_clip frames spread over its grid, each with its own
   sound (label 1) and another video's (label 0); "positives": the middle frame and its sound.
+  Boxes are in network-image coordinates, -1 where unknown: target_box [4], distractor_boxes
+  [D, 4], and the localisation ground truth gt_boxes [K, 4] with gt_consensus (see
+  clips.Clip; rows without gt_boxes carry their target box with consensus 1).
   """
   if mode not in ("pairs", "positives"):
     raise DataError(f"eval mode must be 'pairs' or 'positives', got {mode!r}")
+  if mode == "pairs" and len(clips) < 2:
+    raise DataError(f"AVC pairs need at least 2 clips (a negative is another video's sound), "
+                    f"got {len(clips)}: leave avc out of eval.evaluators")
   names = class_names(clips)
   k = max([len(c.distractor_boxes) for c in clips] + [0])
+  k_gt = max([len(c.gt_boxes) for c in clips] + [1])
   for i, clip in enumerate(clips):
     for spec in _eval_specs(clips, i, mode, seed, data_cfg.audio_seconds, frames_per_clip):
       label, fi = spec.label, spec.frame_index
@@ -199,10 +218,11 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
         valid = False
         image, audio, geo = _blank(data_cfg)
       target, distract = _box_rows(clip, fi, geo, k)
+      gt_boxes, gt_consensus = _ground_truth_rows(clip, target, geo, k_gt)
       yield dict(image=image, audio=audio, label=np.int32(label),
                  class_id=np.int32(names.index(clip.label) if clip.label else -1),
                  clip_index=np.int32(i), target_box=target, distractor_boxes=distract,
-                 valid=np.bool_(valid))
+                 gt_boxes=gt_boxes, gt_consensus=gt_consensus, valid=np.bool_(valid))
 
 
 def _blank(data_cfg):

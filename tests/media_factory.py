@@ -249,23 +249,39 @@ def make_kinetics_dataset(root: str) -> str:
   return root
 
 
-def make_flickr_dataset(root: str) -> str:
-  """frames/<id>.jpg + audio/<id>.wav + Annotations/<id>.xml and a test id list."""
-  for d in ("frames", "audio", "Annotations"):
-    os.makedirs(f"{root}/{d}", exist_ok=True)
-  for clip_id in ("1001", "1002", "1003"):
-    write_image(f"{root}/frames/{clip_id}.jpg", index=int(clip_id) % 256)
-  for clip_id in ("1001", "1002"):
-    write_wav(f"{root}/audio/{clip_id}.wav", seconds=2.0)
-  boxes = [(32, 64, 128, 192), (40, 60, 136, 200), (30, 70, 120, 190)]
-  with open(f"{root}/Annotations/1001.xml", "w") as f:
-    f.write("<annotation><filename>1001.jpg</filename>")
+FLICKR_BOXES = [(32, 64, 128, 192), (40, 60, 136, 200), (30, 70, 120, 190)]  # 1001's annotators
+
+
+def _write_flickr_annotation(path: str, clip_id: str, boxes) -> None:
+  """An annotation file with one <bndbox> per annotator (256 x 256 scale)."""
+  with open(path, "w") as f:
+    f.write(f"<annotation><filename>{clip_id}.jpg</filename>")
     for x0, y0, x1, y1 in boxes:
       f.write(f"<object><name>1</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
               f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
     f.write("</annotation>\n")
+
+
+def make_flickr_dataset(root: str, extra_test: int = 0) -> str:
+  """frames/<id>.jpg + audio/<id>.wav + Annotations/<id>.xml and a test id list.
+
+  Test image 1001 has three annotators' boxes (FLICKR_BOXES); 1002 is train, 1003 has no audio.
+  extra_test adds test images 2000, 2001, ... with two annotators' overlapping boxes each.
+  """
+  for d in ("frames", "audio", "Annotations"):
+    os.makedirs(f"{root}/{d}", exist_ok=True)
+  extra = [str(2000 + i) for i in range(extra_test)]
+  for clip_id in ["1001", "1002", "1003"] + extra:
+    write_image(f"{root}/frames/{clip_id}.jpg", index=int(clip_id) % 256)
+  for clip_id in ["1001", "1002"] + extra:
+    write_wav(f"{root}/audio/{clip_id}.wav", seconds=2.0)
+  _write_flickr_annotation(f"{root}/Annotations/1001.xml", "1001", FLICKR_BOXES)
+  for i, clip_id in enumerate(extra):
+    shift = 16 * (i % 8)
+    _write_flickr_annotation(f"{root}/Annotations/{clip_id}.xml", clip_id,
+                             [(shift, 32, shift + 128, 160), (shift + 64, 64, shift + 128, 224)])
   with open(f"{root}/flickr_test.csv", "w") as f:
-    f.write("1001\n")
+    f.write("".join(f"{clip_id}\n" for clip_id in ["1001"] + extra))
   with open(f"{root}/train_ids.txt", "w") as f:
     f.write("1002\n1003\n")
   return root

@@ -157,6 +157,39 @@ def test_localisation_notes_without_map_or_boxes():
   assert "target box" in out["note/localisation"] and "loc/pointing" not in out
 
 
+def _with_annotators(batches):
+  """The batches with two annotators' boxes per row: the target box and the box shifted right
+  by 0.2, consensus 2 (Flickr-SoundNet's ground truth)."""
+  for batch in batches:
+    target = batch["target_box"]
+    shifted = np.where(target >= 0, np.clip(target + [.2, 0, .2, 0], 0, 1), -1)
+    yield dict(batch, gt_boxes=np.stack([target, shifted], 1).astype(np.float32),
+               gt_consensus=np.full(len(target), 2, np.int32))
+
+
+def test_localisation_scores_cious_against_the_rows_ground_truth():
+  out = dict(LocalisationEvaluator(lambda: _with_annotators(make_batches("positives")))
+             .run(toy_model("avol")))
+  rows = list(_with_annotators(make_batches("positives")))
+  valid = np.concatenate([b["valid"] for b in rows])
+  gt = {k: np.concatenate([b[k] for b in rows])[valid] for k in ("gt_boxes", "gt_consensus")}
+  maps = np.concatenate([toy_model("avol")(b)["loc_map"] for b in rows])[valid]
+  expected = metrics.ciou_scores(maps, gt["gt_boxes"], consensus=gt["gt_consensus"])
+  assert out["loc/ciou_mean"] == pytest.approx(expected.mean())
+  # Pointing still uses the target box alone; the target-only cIoU differs.
+  assert out["loc/pointing"] == 1.0
+  target_only = dict(LocalisationEvaluator(_positives()).run(toy_model("avol")))
+  assert out["loc/ciou_mean"] != pytest.approx(target_only["loc/ciou_mean"])
+
+
+def test_probe_without_labelled_clips_gives_a_note():
+  def unlabelled():
+    for batch in make_batches("positives"):
+      yield dict(batch, class_id=np.full_like(batch["class_id"], -1))
+  out = dict(ProbeEvaluator(unlabelled).run(toy_model("l3")))
+  assert "probe/audio_accuracy" not in out and "0 class(es)" in out["note/probe"]
+
+
 def test_probe_separable_high_and_noise_near_chance():
   ev = ProbeEvaluator(_positives(), folds=5)
   good = dict(ev.run(toy_model("l3")))

@@ -1,12 +1,15 @@
-"""Each metadata format reader, and format detection, on small datasets the tests write."""
+"""Each metadata format reader, and format detection, on small datasets the tests write; the
+clip table's JSON form."""
 
+import json
 import os
 
 import pytest
 
 import media_factory as mf
 from data_pipeline import formats
-from data_pipeline.formats import common
+from data_pipeline.clips import Clip
+from data_pipeline.formats import common, flickr
 
 
 def _by_id(listing):
@@ -89,7 +92,11 @@ def test_flickr(tmp_path):
   assert test.split == "test" and entries["1002"].split == "train"
   # Median of three annotators' boxes on the 256 scale: (32, 64, 128, 192) / 256.
   assert test.target_boxes == (pytest.approx((32 / 256, 64 / 256, 128 / 256, 192 / 256)),)
-  assert entries["1002"].target_boxes == ()
+  # Every annotator's box is kept, in file order, for the published ground-truth map.
+  assert len(test.gt_boxes) == 3 and test.gt_consensus == 2
+  for kept, written in zip(test.gt_boxes, mf.FLICKR_BOXES):
+    assert kept == pytest.approx(tuple(v / 256 for v in written))
+  assert entries["1002"].target_boxes == () and entries["1002"].gt_boxes == ()
   skipped = [(os.path.basename(p), r) for p, r in listing.skipped]
   assert skipped == [("1003.jpg", "missing audio file")]
 
@@ -101,6 +108,9 @@ def test_vggss(tmp_path):
   video, still = entries["vid_000030"], entries["img_000010"]
   assert video.path.endswith(".mp4") and video.target_boxes == ((0.1, 0.2, 0.5, 0.6),)
   assert video.labels == ("dog barking",) and video.split == "test"
+  # Both boxes are ground truth (their union: consensus 1).
+  assert video.gt_boxes == ((0.1, 0.2, 0.5, 0.6), (0.6, 0.1, 0.9, 0.4))
+  assert video.gt_consensus == 1 and still.gt_boxes == ((0.0, 0.0, 1.0, 0.5),)
   assert still.path.endswith(".jpg") and still.audio_path.endswith(".wav")
   assert still.target_boxes == ((0.0, 0.0, 1.0, 0.5),)  # clipped to the frame
   assert listing.skipped == [("gone_000000", "missing file")]
@@ -132,3 +142,28 @@ def test_flickr_with_only_a_test_list(tmp_path):
   listing = formats.READERS["flickr"].read(root)
   assert {e.clip_id: e.split for e in listing.entries} == {"1001": "test", "1002": "train"}
   assert [r for _, r in listing.skipped] == ["missing audio file"]
+
+
+def test_flickr_reads_bbox_elements_as_lvs_does(tmp_path):
+  # <bbox> with named coordinates, and <bbox> read by position (the first child skipped, then
+  # xmin, ymin, xmax, ymax), as the LVS / EZ-VSL evaluation reads it.
+  path = tmp_path / "a.xml"
+  path.write_text("<annotation><file>a.jpg</file>"
+                  "<object><bbox><xmin>0</xmin><ymin>64</ymin><xmax>128</xmax><ymax>256</ymax>"
+                  "</bbox></object>"
+                  "<object><bbox><id>7</id><v>32</v><v>0</v><v>96</v><v>300</v></bbox></object>"
+                  "<object><bbox><id>8</id><v>32</v></bbox></object></annotation>")
+  assert flickr.read_boxes(str(path)) == [(0.0, 0.25, 0.5, 1.0), (0.125, 0.0, 0.375, 1.0)]
+
+
+def test_clip_json_round_trip_and_older_tables():
+  clip = Clip(path="a.jpg", audio_path="a.wav", duration=2.0, fps=None, audio_rate=16000,
+              audio_channels=1, split="test", target_boxes=((0.1, 0.1, 0.5, 0.5),),
+              gt_boxes=((0.1, 0.1, 0.5, 0.5), (0.2, 0.2, 0.6, 0.6)), gt_consensus=2)
+  assert Clip.from_json(clip.to_json()) == clip
+  # A table written before gt_boxes existed loads with no ground-truth boxes (the target box).
+  old = json.loads(clip.to_json())
+  del old["gt_boxes"], old["gt_consensus"]
+  loaded = Clip.from_json(json.dumps(old))
+  assert loaded.gt_boxes == () and loaded.gt_consensus == 1
+  assert loaded.target_boxes == clip.target_boxes

@@ -145,3 +145,40 @@ def test_centre_prior_peaks_in_the_middle():
   # cIoU ~ 0.5 / 0.64.
   box = np.array([[0.1, 0.1, 0.9, 0.9]] * 2)
   np.testing.assert_allclose(metrics.ciou_scores(centre, box, 56), 0.5 / 0.64, atol=0.03)
+
+
+def test_multi_annotator_gt_map_and_ciou_by_hand():
+  # 8x8 grid, pixel centres at (i + 0.5) / 8. Annotator A: [0, .5]^2 -> rows/cols 0-3 (16 px);
+  # annotator B: [.25, .75]^2 -> rows/cols 2-5 (16 px); both: rows/cols 2-3 (4 px).
+  size = 8
+  a, b, pad = [0, 0, .5, .5], [.25, .25, .75, .75], [-1, -1, -1, -1]
+  gt = metrics.gt_maps(np.array([[a, b, pad]]), np.array([2]), size)[0]
+  # Consensus 2: one annotator's box counts 0.5, two count 1; padding covers nothing.
+  assert gt[0, 0] == 0.5 and gt[2, 3] == 1.0 and gt[5, 5] == 0.5 and gt[7, 7] == 0.0
+  assert gt.sum() == 12 * 0.5 + 4 * 1.0 + 12 * 0.5  # = 16
+  # Prediction: the left half (cols 0-3, 32 px; the map of test_ciou_auc_on_hand_worked_maps).
+  left = np.zeros((1, 4, 4)); left[0, :, :2] = 1.0
+  # Inside cols 0-3: A only 12 px x .5 = 6, both 4 px x 1 = 4, B only (rows 4-5, cols 2-3)
+  # 4 px x .5 = 2 -> sum(pred*gt) = 12; pred where gt == 0: 32 - 20 = 12 px.
+  # cIoU = 12 / (sum(gt) + 12) = 12 / 28 = 3/7.
+  score = metrics.ciou_scores(left, np.array([[a, b]]), size, consensus=np.array([2]))
+  assert score[0] == pytest.approx(3 / 7)
+  # Consensus 1 (VGG-SS): the union, 28 px; 20 of them in the prediction -> 20 / (28 + 12).
+  union = metrics.ciou_scores(left, np.array([[a, b]]), size, consensus=np.array([1]))
+  assert union[0] == pytest.approx(0.5)
+  # A lone annotator's box counts 0.5: 8 / (8 + 16) = 1/3.
+  lone = metrics.ciou_scores(left, np.array([[a, pad]]), size, consensus=np.array([2]))
+  assert lone[0] == pytest.approx(1 / 3)
+
+
+def test_one_target_box_scores_as_its_binary_mask():
+  rng = np.random.default_rng(3)
+  maps = rng.random((20, 5, 5))
+  x0, y0 = rng.uniform(0, .6, (2, 20))
+  boxes = np.stack([x0, y0, x0 + rng.uniform(.05, .4, 20), y0 + rng.uniform(.05, .4, 20)], 1)
+  pred = metrics.binarise_median(metrics.minmax_normalise(metrics.upsample_bilinear(maps, 32)))
+  expected = metrics.ciou(pred, metrics.box_masks(boxes, 32))
+  np.testing.assert_array_equal(metrics.ciou_scores(maps, boxes, 32), expected)
+  padded = np.concatenate([boxes[:, None], -np.ones((20, 2, 4))], axis=1)
+  np.testing.assert_array_equal(
+      metrics.ciou_scores(maps, padded, 32, chunk=7, consensus=np.ones(20)), expected)

@@ -1,13 +1,17 @@
 """Localisation evaluator: cIoU / AUC (LVS, EZ-VSL protocol), pointing and distractor picks.
 
-The ground truth of an image is its target box region (rows whose target_box is -1 are left
-out). Every metric is also given for a centre prior (a centred Gaussian map, sigma = 1/4 of the
-side) under "baseline/centre/...", the score of a model that always points at the middle.
+Images whose target_box is -1 (unknown) are left out. cIoU is measured against the published
+ground-truth map of the row's gt_boxes and gt_consensus (metrics.gt_maps): for Flickr-SoundNet
+the annotators' boxes summed, halved and clipped to 1; for VGG-SS the union of its boxes; for
+the embedded dataset (and batches without gt_boxes) the target box. Pointing and distractor
+picks use the target box (Flickr-SoundNet: the annotators' median box). Every metric is also
+given for a centre prior (a centred Gaussian map, sigma = 1/4 of the side) under
+"baseline/centre/...", the score of a model that always points at the middle.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -16,11 +20,18 @@ from avjax.evaluate.common import BatchesFactory, Evaluator, Value
 
 
 def localisation_metrics(maps: np.ndarray, target_boxes: np.ndarray,
-                         distractor_boxes: np.ndarray, size: int = 224) -> dict[str, float]:
+                         distractor_boxes: np.ndarray, size: int = 224,
+                         gt_boxes: Optional[np.ndarray] = None,
+                         gt_consensus: Optional[np.ndarray] = None) -> dict[str, float]:
   """loc/ciou_ap50, loc/auc, loc/ciou_mean, loc/pointing and (when any image has a distractor
-  box) loc/distractor_pick = the fraction of those images whose peak is on a distractor."""
-  out = {f"loc/{k}": v
-         for k, v in metrics.ciou_summary(metrics.ciou_scores(maps, target_boxes, size)).items()}
+  box) loc/distractor_pick = the fraction of those images whose peak is on a distractor.
+
+  cIoU is against the ground-truth maps of gt_boxes [B, K, 4] with gt_consensus [B]
+  (metrics.gt_maps), by default against the target boxes [B, 4].
+  """
+  gt = target_boxes if gt_boxes is None else gt_boxes
+  cious = metrics.ciou_scores(maps, gt, size, consensus=gt_consensus)
+  out = {f"loc/{k}": v for k, v in metrics.ciou_summary(cious).items()}
   out["loc/pointing"] = float(np.mean(metrics.pointing_hits(maps, target_boxes)))
   picked, has = metrics.distractor_picks(maps, target_boxes, distractor_boxes)
   if has.any():
@@ -53,9 +64,10 @@ class LocalisationEvaluator(Evaluator):
     distractors = collected.get("distractor_boxes")
     distractors = (distractors[known] if distractors is not None
                    else -np.ones((len(maps), 1, 4), np.float32))
-    model = localisation_metrics(maps, targets, distractors, self.size)
+    gt = {k: collected[k][known] for k in ("gt_boxes", "gt_consensus") if k in collected}
+    model = localisation_metrics(maps, targets, distractors, self.size, **gt)
     centre = metrics.centre_prior_maps(len(maps), self.size, self.size, self.centre_sigma)
-    baseline = localisation_metrics(centre, targets, distractors, self.size)
+    baseline = localisation_metrics(centre, targets, distractors, self.size, **gt)
     for key, value in model.items():
       yield key, value
     for key, value in baseline.items():

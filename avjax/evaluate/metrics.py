@@ -9,7 +9,11 @@ Localisation follows the LVS / EZ-VSL protocol: the map is upsampled bilinearly 
 min-max normalised, binarised at the per-image median (pixels >= the value at sorted position
 H*W//2); cIoU_i = sum(pred*gt) / (sum(gt) + sum(pred*[gt==0])); "AP50" is the fraction of images
 with cIoU_i >= 0.5 and AUC the trapezoidal area under the success rate over the 21 thresholds
-0, 0.05, ..., 1.
+0, 0.05, ..., 1. The ground-truth map gt of an image with boxes b_1..b_K and consensus c is
+min(1, #{k: pixel in b_k} / c): Flickr-SoundNet's annotators' boxes with c = 2 (a pixel in one
+box counts 0.5, in two or more 1), VGG-SS's boxes with c = 1 (their union), a single target box
+with c = 1 (its binary mask). A pixel is in a box when its centre is (the published code slices
+pixel indices [floor(224 x0), floor(224 x1)), which can differ by one row or column per edge).
 """
 
 from __future__ import annotations
@@ -146,6 +150,19 @@ def box_masks(boxes: np.ndarray, size: int = 224) -> np.ndarray:
   return in_y[:, :, None] & in_x[:, None, :]
 
 
+def gt_maps(boxes: np.ndarray, consensus: Optional[np.ndarray] = None,
+            size: int = 224) -> np.ndarray:
+  """The ground-truth map of each image, float [B, size, size]: min(1, count / consensus), count
+  = how many of its boxes contain the pixel. boxes [B, K, 4] (a box with a negative coordinate
+  is padding and covers nothing); consensus [B], default 1 (the union of the boxes)."""
+  boxes = np.asarray(boxes, np.float64)
+  b, k = boxes.shape[:2]
+  masks = box_masks(boxes.reshape(-1, 4), size).reshape(b, k, size, size)
+  count = (masks & np.all(boxes >= 0, axis=-1)[:, :, None, None]).sum(axis=1)
+  consensus = np.ones(b) if consensus is None else np.asarray(consensus, np.float64)
+  return np.minimum(1.0, count / consensus[:, None, None])
+
+
 def ciou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
   """cIoU_i = sum(pred*gt) / (sum(gt) + sum(pred*[gt==0])) per image (0 when both are empty)."""
   pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
@@ -154,13 +171,17 @@ def ciou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
   return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
 
 
-def ciou_scores(maps: np.ndarray, boxes: np.ndarray, size: int = 224,
-                chunk: int = 128) -> np.ndarray:
-  """The whole protocol for maps [B, h, w] and target boxes [B, 4]: per-image cIoU [B]."""
+def ciou_scores(maps: np.ndarray, boxes: np.ndarray, size: int = 224, chunk: int = 128,
+                consensus: Optional[np.ndarray] = None) -> np.ndarray:
+  """The whole protocol for maps [B, h, w]: per-image cIoU [B] against the ground-truth maps
+  (`gt_maps`) of boxes [B, K, 4] with consensus [B], or of one target box each, boxes [B, 4]."""
+  boxes = np.asarray(boxes)
+  boxes = boxes[:, None] if boxes.ndim == 2 else boxes
+  consensus = np.ones(len(maps)) if consensus is None else np.asarray(consensus)
   out = np.empty(len(maps))
   for s in range(0, len(maps), chunk):
     pred = binarise_median(minmax_normalise(upsample_bilinear(maps[s:s + chunk], size)))
-    out[s:s + chunk] = ciou(pred, box_masks(boxes[s:s + chunk], size))
+    out[s:s + chunk] = ciou(pred, gt_maps(boxes[s:s + chunk], consensus[s:s + chunk], size))
   return out
 
 

@@ -71,7 +71,7 @@ class ProbeEvaluator(Evaluator):
     scored = False
     for modality in ("audio", "image"):
       features = collected.get(f"{modality}_features")
-      if features is None:
+      if features is None or not len(labels):  # no output, or no labelled clip (Flickr-SoundNet)
         continue
       acc = probe_accuracy(features[keep].reshape(len(labels), -1), labels, groups,
                            self.folds, self.c, self.seed)

@@ -29,6 +29,8 @@ class Entry:
   target_boxes: tuple[Box, ...] = ()
   distractor_boxes: tuple[tuple[Box, ...], ...] = ()
   clip_id: str = ""
+  gt_boxes: tuple[Box, ...] = ()  # see clips.Clip
+  gt_consensus: int = 1
 
   def __post_init__(self):
     self.audio_path = self.audio_path or self.path

@@ -4,8 +4,14 @@
 256 x 256 scale) and id lists as text or CSV files (first cell of each line; the file name
 says the split: a name with "test" -> test, "val" -> val, otherwise train). With a train list
 only listed ids are used; with only test/val lists every other image is train; with no list
-the split is assigned by hashing the id. Several annotators' boxes are merged into one
-consensus box (the coordinate-wise median), the single target box of the clip's one frame.
+the split is assigned by hashing the id.
+
+Boxes are read from `<bndbox>` or `<bbox>` elements: xmin, ymin, xmax, ymax by name, or else
+the four children after the first (how the LVS / EZ-VSL evaluation reads `<bbox>`). Every
+annotator's box is kept as the clip's `gt_boxes` with `gt_consensus` 2, so the localisation
+ground truth is the published one (a pixel inside one annotator's box counts 0.5, inside two
+or more 1); their coordinate-wise median is the clip's single target box (for pointing and
+pictures).
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from data_pipeline.formats import common
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 BOX_SCALE = 256.0
+ANNOTATOR_CONSENSUS = 2  # annotators whose boxes must cover a pixel for it to count fully
+_BOX_TAGS = ("bndbox", "bbox")
+_COORDS = ("xmin", "ymin", "xmax", "ymax")
 _HEADERS = ("id", "file", "filename", "name", "video_id")
 
 
@@ -43,11 +52,28 @@ def by_stem(folder: Optional[str], extensions) -> dict[str, str]:
           for p in common.walk_files(folder, extensions)}
 
 
+def _number(text) -> float:
+  try:
+    return float(text)
+  except (TypeError, ValueError):
+    return float("nan")
+
+
+def _box_coordinates(node: ET.Element) -> list[float]:
+  """(xmin, ymin, xmax, ymax) of a box element: its children of those names, or else the four
+  children after the first (the LVS / EZ-VSL reading of Flickr-SoundNet's `<bbox>`)."""
+  named = [node.findtext(k) for k in _COORDS]
+  texts = named if all(t is not None for t in named) else [c.text for c in list(node)[1:5]]
+  return [_number(t) for t in texts] + [float("nan")] * (4 - len(texts))
+
+
 def read_boxes(xml_path: str, scale: float = BOX_SCALE) -> list[tuple[float, ...]]:
-  """All boxes in an annotation file, normalised to [0, 1]."""
+  """All boxes in an annotation file (one per annotator), in file order, normalised to [0, 1]."""
   boxes = []
-  for node in ET.parse(xml_path).getroot().iter("bndbox"):
-    coords = [float(node.findtext(k, "nan")) / scale for k in ("xmin", "ymin", "xmax", "ymax")]
+  for node in ET.parse(xml_path).getroot().iter():
+    if node.tag not in _BOX_TAGS:
+      continue
+    coords = [c / scale for c in _box_coordinates(node)]
     if all(np.isfinite(coords)):
       boxes.append(tuple(float(np.clip(c, 0.0, 1.0)) for c in coords))
   return boxes
@@ -56,6 +82,16 @@ def read_boxes(xml_path: str, scale: float = BOX_SCALE) -> list[tuple[float, ...
 def consensus_box(boxes) -> tuple[float, float, float, float]:
   """One box agreed by annotators: the coordinate-wise median."""
   return tuple(float(v) for v in np.median(np.asarray(boxes, np.float64), axis=0))
+
+
+def _annotation_boxes(xml_path: Optional[str]) -> list[tuple[float, ...]]:
+  """The annotators' boxes of one image; none when it has no readable annotation file."""
+  if xml_path is None:
+    return []
+  try:
+    return read_boxes(xml_path)
+  except ET.ParseError:
+    return []
 
 
 def _id_lists(root: str) -> dict[str, str]:
@@ -92,15 +128,9 @@ def read(root: str) -> common.Listing:
       skipped.append((images.get(clip_id) or audio.get(clip_id) or clip_id,
                       f"missing {what} file"))
       continue
-    target = ()
-    if clip_id in annotations:
-      try:
-        boxes = read_boxes(annotations[clip_id])
-      except ET.ParseError:
-        boxes = []
-      if boxes:
-        target = (consensus_box(boxes),)
+    boxes = _annotation_boxes(annotations.get(clip_id))
     entries.append(common.Entry(path=images[clip_id], audio_path=audio[clip_id],
-                                split=split_of.get(clip_id), target_boxes=target,
-                                clip_id=clip_id))
+                                split=split_of.get(clip_id), clip_id=clip_id,
+                                target_boxes=(consensus_box(boxes),) if boxes else (),
+                                gt_boxes=tuple(boxes), gt_consensus=ANNOTATOR_CONSENSUS))
   return common.Listing(entries, skipped)

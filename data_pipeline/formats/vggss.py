@@ -2,7 +2,9 @@
 
 The media for `file` is a video named `<file>.<ext>` anywhere under the root, or the LVS layout
 `frames/<file>.jpg` + `audio/<file>.wav`. VGG-SS is an evaluation set: every clip is "test".
-The first box is the target (VGG-SS boxes all mark the sounding class).
+Every box marks a sounding object (VGG-SS boxes all mark the sounding class): all of them are
+the clip's `gt_boxes` (gt_consensus 1: the localisation ground truth is their union, as in the
+LVS / EZ-VSL evaluation), and the first is the target box (for pointing and pictures).
 """
 
 from __future__ import annotations
@@ -48,13 +50,12 @@ def read(root: str) -> common.Listing:
       target = (boxes[0],) if boxes else ()
       label = item.get("class")
       labels = (str(label),) if label else ()
+      fields = dict(labels=labels, split="test", target_boxes=target, gt_boxes=tuple(boxes),
+                    clip_id=clip_id)
       if clip_id in videos:
-        entries.append(common.Entry(path=videos[clip_id], labels=labels, split="test",
-                                    target_boxes=target, clip_id=clip_id))
+        entries.append(common.Entry(path=videos[clip_id], **fields))
       elif clip_id in images and clip_id in audio:
-        entries.append(common.Entry(path=images[clip_id], audio_path=audio[clip_id],
-                                    labels=labels, split="test", target_boxes=target,
-                                    clip_id=clip_id))
+        entries.append(common.Entry(path=images[clip_id], audio_path=audio[clip_id], **fields))
       else:
         skipped.append((clip_id, "missing file"))
   return common.Listing(entries, skipped)

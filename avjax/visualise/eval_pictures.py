@@ -25,6 +25,9 @@ from data_pipeline.clips import Clip
 PICTURE_SIZE = 224   # side of each picture in the figures
 VIDEO_SIZE = 336     # side of the localisation video
 MAX_VIDEO_SECONDS = 10.0
+OUTPUTS = ("training_curves.png", "heatmaps.png", "matched_mismatched.png",
+           "retrieval_im-im.png", "retrieval_im-aud.png", "retrieval_aud-im.png",
+           "retrieval_aud-aud.png", "localisation.mp4", "report.html")
 
 
 @dataclasses.dataclass
@@ -75,6 +78,17 @@ def _with_boxes(g: Gallery) -> np.ndarray:
   return np.flatnonzero(np.all(g.target_box >= 0, axis=-1))
 
 
+def _name(classes: Sequence[str], class_id: int) -> str:
+  return classes[class_id] if 0 <= class_id < len(classes) else "unlabelled"
+
+
+def _same_class_colour(a: int, b: int) -> Optional[str]:
+  """Green when two items share a class, red when not, none when either is unlabelled."""
+  if a < 0 or b < 0:
+    return None
+  return figures.CORRECT if a == b else figures.WRONG
+
+
 def heatmap_figure(g: Gallery, classes: Sequence[str], n: int, cols: int = 4):
   """The first n test frames with a box: map, sounding object (green), silent objects (white),
   peak (cross); the caption says whether the peak hit the sounding object."""
@@ -85,7 +99,7 @@ def heatmap_figure(g: Gallery, classes: Sequence[str], n: int, cols: int = 4):
     cells.append(figures.Cell(
         drawing.annotated(g.images[i], loc_map, g.target_box[i], g.distractor_boxes[i],
                           PICTURE_SIZE),
-        f"{classes[g.class_id[i]]}: {'hit' if hit else 'miss'}",
+        f"{_name(classes, g.class_id[i])}: {'hit' if hit else 'miss'}",
         figures.CORRECT if hit else figures.WRONG))
   rows = [cells[r:r + cols] for r in range(0, len(cells), cols)]
   return figures.grid_figure(rows, "Where the sound is (test frames with their own sound)")
@@ -101,35 +115,37 @@ def matched_mismatched_figure(g: Gallery, classes: Sequence[str], predict_fn: Ca
                               batch_size: int, n_images: int = 3, n_other: int = 3):
   """[OtS]'s figure: each image with its own sound and with sounds of other classes, the map
   on one absolute scale (p(sound here)), so a net that listens lights up only for a match."""
+  # Frames of different classes (any frames when unlabelled), each with its own sound and
+  # the sounds of up to n_other other classes (other clips when unlabelled).
   picked, seen = [], set()
   for i in _with_boxes(g):
-    if g.class_id[i] not in seen:
+    if g.class_id[i] < 0 or g.class_id[i] not in seen:
       picked.append(i)
       seen.add(g.class_id[i])
     if len(picked) == n_images:
       break
-  images, specs, captions = [], [], []
+  plan = []
   for i in picked:
     others, other_classes = [], {g.class_id[i]}
-    for j in range(len(g.images)):  # sounds of n_other different classes
-      if g.class_id[j] not in other_classes and len(others) < n_other:
+    for j in range(len(g.images)):
+      fresh = g.class_id[j] < 0 or g.class_id[j] not in other_classes
+      if j != i and fresh and len(others) < n_other:
         others.append(j)
         other_classes.add(g.class_id[j])
-    for j in [i] + others:
-      images.append(g.images[i])
-      specs.append(g.specs[j])
-      captions.append(("own sound: " if j == i else "sound of: ") + classes[g.class_id[j]])
-  maps = predict_rows(predict_fn, np.stack(images), np.stack(specs), batch_size)["loc_map"]
-  rows, k = [], 0
-  for i in picked:
-    row = [figures.Cell(drawing.annotated(g.images[i], None, g.target_box[i], (),
-                                          PICTURE_SIZE), "frame")]
-    for _ in range(1 + n_other):
-      row.append(figures.Cell(drawing.annotated(g.images[i], maps[k], size=PICTURE_SIZE,
-                                                absolute=True),
-                              f"{captions[k]} (max {maps[k].max():.2f})"))
-      k += 1
-    rows.append(row)
+    plan += [(i, j) for j in [i] + others]
+  if not plan:
+    return None
+  maps = predict_rows(predict_fn, np.stack([g.images[i] for i, _ in plan]),
+                      np.stack([g.specs[j] for _, j in plan]), batch_size)["loc_map"]
+  rows = []
+  for (i, j), loc_map in zip(plan, maps):
+    if i == j:
+      rows.append([figures.Cell(drawing.annotated(g.images[i], None, g.target_box[i], (),
+                                                  PICTURE_SIZE), "frame")])
+    caption = ("own sound: " if i == j else "sound of: ") + _name(classes, g.class_id[j])
+    rows[-1].append(figures.Cell(drawing.annotated(g.images[i], loc_map, size=PICTURE_SIZE,
+                                                   absolute=True),
+                                 f"{caption} (max {loc_map.max():.2f})"))
   return figures.grid_figure(rows, "Same frame, different sounds (colour = p(sound here), "
                              "one scale for all)")
 
@@ -147,7 +163,7 @@ def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k:
     directions[1:1] = [("im-aud", "image", "audio"), ("aud-im", "audio", "image")]
   queries, seen = [], set()
   for i in range(len(g.images)):
-    if g.class_id[i] not in seen:
+    if g.class_id[i] < 0 or g.class_id[i] not in seen:
       queries.append(i)
       seen.add(g.class_id[i])
     if len(queries) == n_queries:
@@ -160,15 +176,15 @@ def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k:
     for i in queries:
       sims = d @ q[i]
       sims[i] = -np.inf  # every item is a query against all the others
-      top = [int(j) for j in np.argsort(-sims, kind="stable")[:k]]
+      top = [int(j) for j in np.argsort(-sims, kind="stable")[:min(k, len(sims) - 1)]]
       picks.append((i, top))
-      row = [figures.Cell(_picture(g, i, q_side), f"query: {classes[g.class_id[i]]}")]
+      row = [figures.Cell(_picture(g, i, q_side), f"query: {_name(classes, g.class_id[i])}")]
       for rank, j in enumerate(top, 1):
-        same = g.class_id[j] == g.class_id[i]
-        row.append(figures.Cell(_picture(g, j, d_side), f"{rank}: {classes[g.class_id[j]]}",
-                                figures.CORRECT if same else figures.WRONG))
+        row.append(figures.Cell(_picture(g, j, d_side), f"{rank}: {_name(classes, g.class_id[j])}",
+                                _same_class_colour(g.class_id[i], g.class_id[j])))
       rows.append(row)
-    title = f"Retrieval {name}: top {k} of {len(g.images)} ({q_side} query, {d_side} results)"
+    title = (f"Retrieval {name}: nearest of {len(g.images)} ({q_side} query, {d_side} "
+             "results)")
     out[name] = (figures.grid_figure(rows, title), picks)
   return out
 
@@ -231,6 +247,10 @@ def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
   ev, data_cfg = config.eval, config.data
   out_dir = os.path.join(workdir, "eval")
   write = jax.process_index() == 0
+  if write:  # a previous evaluation's pictures must not pass for this one's
+    for name in OUTPUTS:
+      if os.path.exists(os.path.join(out_dir, name)):
+        os.remove(os.path.join(out_dir, name))
   g = build_gallery(data_cfg, clips, predict_fn, ev.batch_size, ev.seed, ev.picture_items)
   has_map = "loc_map" in g.outputs and len(_with_boxes(g)) > 0
   rep = report_lib.Report(f"avjax {config.experiment}: step {results.get('step')} on the "
@@ -259,8 +279,9 @@ def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
                 "AVOL-Net's map for each frame with its own sound (min-max normalised, as "
                 "the cIoU protocol scores it). Green box: the sounding object; white: silent "
                 "objects; cross: the peak.")
-      rep.image(figures.save(same_frame, os.path.join(out_dir, "matched_mismatched.png")),
-                "One frame with its own sound and with sounds of other classes.")
+      if same_frame is not None:
+        rep.image(figures.save(same_frame, os.path.join(out_dir, "matched_mismatched.png")),
+                  "One frame with its own sound and with sounds of other classes.")
       if mp4:
         rep.video(mp4, "Every frame of a test clip with the map (p(sound here), one scale) "
                   "of the second of sound centred on it, and the clip's sound.",
@@ -282,11 +303,11 @@ def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
         sounds = []
         for q, top in picks:
           if name == "aud-aud":
-            sounds.append((f"query: {classes[g.class_id[q]]}",
+            sounds.append((f"query: {_name(classes, g.class_id[q])}",
                            clip_sound(data_cfg, clips[g.clip_index[q]])))
           for rank, j in enumerate(top, 1):
-            sounds.append((f"{name} result {rank} for the {classes[g.class_id[q]]} query: "
-                           f"{classes[g.class_id[j]]}",
+            sounds.append((f"{name} result {rank} for the {_name(classes, g.class_id[q])} "
+                           f"query: {_name(classes, g.class_id[j])}",
                            clip_sound(data_cfg, clips[g.clip_index[j]])))
         rep.sounds(sounds, data_cfg.sample_rate)
     return rep.write(os.path.join(out_dir, "report.html"))

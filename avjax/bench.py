@@ -9,6 +9,11 @@ pipeline is timed separately on the embedded dataset with the experiment's data 
 `data_wait_fraction` is the share of a step the model would wait for data if both ran on the
 same cores one after the other (step time / (step time + batch time)). MFU is achieved FLOP/s
 (XLA's cost analysis of the compiled step) over this machine's measured f32 matmul rate.
+
+When PyTorch is installed (`pip install -e '.[torch]'`; `--torch=false` skips it), the same
+net and train step in PyTorch (avjax/bench_torch.py: channels-last, eager, one thread per core,
+the same parameter count) are timed on the same batch, and `ratio_vs_torch` is avjax's train
+clips/s over PyTorch's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (0: 8 for paper, th
                               "own otherwise).")
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline.")
 _JSON_OUT = flags.DEFINE_string("json_out", "", "Also write the results here.")
+_TORCH = flags.DEFINE_bool("torch", True, "Also time the same step in PyTorch, when installed.")
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -70,6 +76,7 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
   """Train-step and eval figures of one experiment variant."""
   # Imported here: the trainer pulls in the data pipeline, not needed for --help.
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
+  from avjax.train import state as state_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.get_config(spec, [f"train.batch_size={batch}"])
   s = loop.setup(config)
   device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
@@ -100,6 +107,7 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
   achieved = flops_per_step / step_s if flops_per_step else 0.0
   return {
       "experiment": spec, "batch_size": batch, "devices": jax.device_count(),
+      "params": state_lib.count_params(state.params),
       "train_clips_per_s": batch / step_s, "train_step_s": step_s,
       "gflop_per_clip": flops_per_step / batch / 1e9,
       "achieved_gflops": achieved / 1e9, "mfu": achieved / peak if peak else 0.0,
@@ -125,8 +133,22 @@ def bench_pipeline(config, s, batches: int) -> float:
     it.close()
 
 
+def torch_baseline():
+  """avjax.bench_torch, or None when --torch=false or PyTorch is not installed (with a note)."""
+  if not _TORCH.value:
+    return None
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    print("PyTorch not installed (pip install -e '.[torch]'): no baseline")
+    return None
+  from avjax import bench_torch  # pylint: disable=g-import-not-at-top
+  return bench_torch
+
+
 def main(argv) -> None:
   del argv
+  baseline = torch_baseline()
   peak = matmul_peak_flops()
   print(f"f32 matmul peak of this machine: {peak / 1e9:.1f} GFLOP/s "
         f"({jax.device_count()} {jax.devices()[0].platform} device(s))")
@@ -136,6 +158,14 @@ def main(argv) -> None:
       spec = f"{name}:{variant}"
       default_batch = 8 if variant == "paper" else config_lib.get_config(spec).train.batch_size
       row, config, s = bench_model(spec, _BATCH.value or default_batch, _STEPS.value, peak)
+      versus = ""
+      if baseline:  # right after avjax's step, so both see the same load on a shared machine
+        torch_row = baseline.time_train_step(config, row["batch_size"], _STEPS.value,
+                                             _synthetic_batch(config, row["batch_size"]))
+        row.update(torch_train_clips_per_s=torch_row["clips_per_s"],
+                   ratio_vs_torch=row["train_clips_per_s"] / torch_row["clips_per_s"])
+        versus = (f", PyTorch {row['torch_train_clips_per_s']:.2f} clips/s "
+                  f"(avjax/PyTorch {row['ratio_vs_torch']:.2f})")
       pipe = bench_pipeline(config, s, _PIPELINE_BATCHES.value)
       batch_s = row["batch_size"] / pipe
       row.update(pipeline_clips_per_s=pipe,
@@ -144,7 +174,8 @@ def main(argv) -> None:
       print(f"{spec:11s} batch {row['batch_size']:3d}: train {row['train_clips_per_s']:7.2f} "
             f"clips/s, {row['achieved_gflops']:6.1f} GFLOP/s (MFU {row['mfu']:.0%}), "
             f"compile {row['compile_s']:.1f} s, eval {row['eval_clips_per_s']:.1f} clips/s, "
-            f"pipeline {pipe:.1f} clips/s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+            f"pipeline {pipe:.1f} clips/s, peak RSS {row['peak_rss_mib']:.0f} MiB{versus}",
+            flush=True)
   result = {"matmul_peak_gflops": peak / 1e9, "rows": rows}
   if _JSON_OUT.value:
     with open(_JSON_OUT.value, "w") as f:

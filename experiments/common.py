@@ -18,7 +18,9 @@ def base_config(head: str, variant: str) -> ml_collections.ConfigDict:
   config.seed = 0
   config.model = ml_collections.ConfigDict(dict(
       name=head, width=1.0, vision_stride=2, audio_stride=2, embed_dim=128,
-      dtype="float32"))  # "bfloat16" computes the towers in bf16 (params stay f32)
+      # The towers' computation dtype (params stay f32): "auto" = bf16 on GPU/TPU, f32 on
+      # CPU; or "float32" / "bfloat16".
+      dtype="auto"))
   config.data = default_data_config()
   config.train = ml_collections.ConfigDict(dict(
       batch_size=256,             # global batch; per_device_batch_size > 0 overrides it

@@ -62,6 +62,8 @@ def _main(*args):
      "avjax: unknown config key 'train.nope'; keys of 'train':"),
     (["--workdir=/tmp/x"], "avjax: --experiment is required"),
     (["--experiment=avol", "--mode=fly", "--workdir=/tmp/x"], "avjax: "),
+    (["--experiment=avol:tiny", "--workdir=/tmp/x", "--config.model.dtype=float16"],
+     "avjax: model.dtype='float16'; use one of auto, float32, bfloat16"),
 ])
 def test_command_line_mistakes_exit_with_one_line(args, expected):
   proc = _main(*args)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from avjax.models import heads, towers
+from avjax import config as config_lib
+from avjax.models import nets
 from avjax.models.nets import AVNet
 from avjax.train.state import count_params
 
@@ -131,3 +133,19 @@ def test_in_batch_targets_pair_each_frame_with_its_own_positive_sound_only():
   np.testing.assert_array_equal(step.in_batch_targets(batch), expected)
   logits = jnp.where(jnp.asarray(expected), 5.0, -5.0)
   assert float(step.balanced_mean(((logits > 0) == expected).astype(jnp.float32), expected)) == 1.0
+
+
+def test_dtype_auto_is_float32_on_cpu_and_bfloat16_computes_the_towers_in_bf16():
+  assert jax.default_backend() == "cpu"
+  model_cfg = config_lib.get_config("avol:tiny").model
+  assert model_cfg.dtype == "auto" and nets.build_model(model_cfg).dtype == jnp.float32
+  model_cfg.dtype = "bfloat16"
+  net = nets.build_model(model_cfg)
+  image = jnp.zeros((2, 32, 32, 3), jnp.uint8)
+  audio = jnp.zeros((2, 65, 50, 1), jnp.float32)
+  variables, _ = _shapes(net, image, audio)
+  tower = jax.eval_shape(lambda: net.apply(
+      net.init(jax.random.PRNGKey(0), image, audio), image, method=lambda m, x: m.vision_tower(
+          nets.normalise_image(x), False)))
+  assert tower["map"].dtype == jnp.bfloat16  # computed in bf16 ...
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))  # ... params in f32

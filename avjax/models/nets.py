@@ -9,6 +9,7 @@ audio_embedding (AVE, AVOL), loc_map and loc_logits (AVOL).
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -16,6 +17,7 @@ from avjax.models import heads as heads_lib
 from avjax.models import towers
 
 HEADS = {"l3": heads_lib.L3Head, "ave": heads_lib.AVEHead, "avol": heads_lib.AVOLHead}
+DTYPES = ("auto", "float32", "bfloat16")
 
 # ImageNet-style statistics of uint8 RGB; fixed so an exported net needs nothing else.
 IMAGE_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -72,8 +74,16 @@ class AVNet(nn.Module):
     return self.head_module.embed_audio(self.audio_tower(audio, False))
 
 
+def compute_dtype(name: str) -> Any:
+  """The towers' computation dtype for config.model.dtype: "auto" is bfloat16 on GPU and TPU
+  (their fast matmul type) and float32 on CPU, where bf16 convolutions gain nothing."""
+  if name == "auto":
+    return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
+  return jnp.dtype(name)
+
+
 def build_model(model_cfg: ml_collections.ConfigDict) -> AVNet:
   """The net named by config.model."""
   return AVNet(head=model_cfg.name, width=model_cfg.width,
                vision_stride=model_cfg.vision_stride, audio_stride=model_cfg.audio_stride,
-               embed_dim=model_cfg.embed_dim, dtype=jnp.dtype(model_cfg.dtype))
+               embed_dim=model_cfg.embed_dim, dtype=compute_dtype(model_cfg.dtype))

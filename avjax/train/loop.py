@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from avjax import evaluate
 from avjax.config import ConfigError
-from avjax.models import build_model
+from avjax.models import build_model, nets
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import state as state_lib
 from avjax.train import step as step_lib
@@ -60,6 +60,8 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   if config.train.negatives not in step_lib.NEGATIVES:
     raise ConfigError(f"train.negatives={config.train.negatives!r}; use one of "
                       + ", ".join(step_lib.NEGATIVES))
+  if config.model.dtype not in nets.DTYPES:
+    raise ConfigError(f"model.dtype={config.model.dtype!r}; use one of " + ", ".join(nets.DTYPES))
   # Mesh: one "data" axis over every device of every process.
   mesh = jax.make_mesh((jax.device_count(),), ("data",),
                        axis_types=(jax.sharding.AxisType.Auto,))

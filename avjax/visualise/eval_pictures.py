@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import tqdm
 
+from avjax.evaluate import metrics
 from avjax.visualise import drawing, figures, report as report_lib, video
 from data_pipeline import decode, pairs, pipeline
 from data_pipeline.clips import Clip
@@ -59,7 +60,8 @@ def predict_rows(predict_fn: Callable, images: np.ndarray, specs: np.ndarray,
 
 
 def build_gallery(data_cfg, clips: Sequence[Clip], predict_fn: Callable, batch_size: int,
-                  seed: int, max_items: int) -> Gallery:
+                  seed: int, max_items: int) -> Optional[Gallery]:
+  """The first max_items readable positives rows with the net's outputs; None if none is."""
   rows = []
   for row in pipeline.eval_rows(data_cfg, clips, seed=seed, mode="positives"):
     if row["valid"]:
@@ -67,7 +69,7 @@ def build_gallery(data_cfg, clips: Sequence[Clip], predict_fn: Callable, batch_s
     if len(rows) >= max_items:
       break
   if not rows:
-    raise ValueError("no readable clip to draw")
+    return None
   stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
   outputs = predict_rows(predict_fn, stack["image"], stack["audio"], batch_size)
   return Gallery(stack["image"], stack["audio"], stack["clip_index"], stack["class_id"],
@@ -95,7 +97,7 @@ def heatmap_figure(g: Gallery, classes: Sequence[str], n: int, cols: int = 4):
   cells = []
   for i in _with_boxes(g)[:n]:
     loc_map = g.outputs["loc_map"][i]
-    hit = bool(pairs_hit(loc_map, g.target_box[i]))
+    hit = bool(metrics.pointing_hits(loc_map[None], g.target_box[i][None])[0])
     cells.append(figures.Cell(
         drawing.annotated(g.images[i], loc_map, g.target_box[i], g.distractor_boxes[i],
                           PICTURE_SIZE),
@@ -103,12 +105,6 @@ def heatmap_figure(g: Gallery, classes: Sequence[str], n: int, cols: int = 4):
         figures.CORRECT if hit else figures.WRONG))
   rows = [cells[r:r + cols] for r in range(0, len(cells), cols)]
   return figures.grid_figure(rows, "Where the sound is (test frames with their own sound)")
-
-
-def pairs_hit(loc_map: np.ndarray, box: np.ndarray) -> bool:
-  """Whether the map's peak falls inside the box (the pointing metric for one image)."""
-  from avjax.evaluate import metrics  # pylint: disable=g-import-not-at-top
-  return bool(metrics.pointing_hits(loc_map[None], box[None])[0])
 
 
 def matched_mismatched_figure(g: Gallery, classes: Sequence[str], predict_fn: Callable,
@@ -252,6 +248,9 @@ def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
       if os.path.exists(os.path.join(out_dir, name)):
         os.remove(os.path.join(out_dir, name))
   g = build_gallery(data_cfg, clips, predict_fn, ev.batch_size, ev.seed, ev.picture_items)
+  if g is None:
+    print("No pictures: no clip of the split could be read.")
+    return None
   has_map = "loc_map" in g.outputs and len(_with_boxes(g)) > 0
   rep = report_lib.Report(f"avjax {config.experiment}: step {results.get('step')} on the "
                           f"{results.get('split')} split")

@@ -9,6 +9,8 @@ pipeline is timed separately on the embedded dataset with the experiment's data 
 `data_wait_fraction` is the share of a step the model would wait for data if both ran on the
 same cores one after the other (step time / (step time + batch time)). MFU is achieved FLOP/s
 (XLA's cost analysis of the compiled step) over this machine's measured f32 matmul rate.
+`--towers` (on by default) also times each tower alone, forward and forward+backward, to show
+where a step's time goes.
 
 When PyTorch is installed (`pip install -e '.[torch]'`; `--torch=false` skips it), the same
 net and train step in PyTorch (avjax/bench_torch.py: channels-last, eager, one thread per core,
@@ -38,6 +40,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (0: 8 for paper, th
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline.")
 _JSON_OUT = flags.DEFINE_string("json_out", "", "Also write the results here.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the same step in PyTorch, when installed.")
+_TOWERS = flags.DEFINE_bool("towers", True, "Also time each tower's forward and forward+backward "
+                            "pass alone (where the step's time goes).")
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -72,6 +76,16 @@ def _synthetic_batch(config, batch: int) -> dict:
   }
 
 
+def _median_s(fn, *args, repeats: int) -> float:
+  jax.block_until_ready(fn(*args))  # compile
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
 def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
   """Train-step and eval figures of one experiment variant."""
   # Imported here: the trainer pulls in the data pipeline, not needed for --help.
@@ -97,13 +111,8 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
 
-  infer_times = []
-  out = s.infer(state, device_batch["image"], device_batch["audio"])
-  jax.block_until_ready(out)
-  for _ in range(steps):
-    start = time.perf_counter()
-    jax.block_until_ready(s.infer(state, device_batch["image"], device_batch["audio"]))
-    infer_times.append(time.perf_counter() - start)
+  infer_s = _median_s(s.infer, state, device_batch["image"], device_batch["audio"],
+                      repeats=steps)
 
   achieved = flops_per_step / step_s if flops_per_step else 0.0
   return {
@@ -113,9 +122,33 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
       "gflop_per_clip": flops_per_step / batch / 1e9,
       "achieved_gflops": achieved / 1e9, "mfu": achieved / peak if peak else 0.0,
       "compile_s": compile_s,
-      "eval_clips_per_s": batch / statistics.median(infer_times),
+      "eval_clips_per_s": batch / infer_s,
       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
   }, config, s
+
+
+def bench_towers(config, batch: int, steps: int) -> dict:
+  """Each tower alone, in training mode: forward and forward+backward milliseconds."""
+  from avjax.models import towers  # pylint: disable=g-import-not-at-top
+  data, model = config.data, config.model
+  out = {}
+  for side, shape, stride in (
+      ("vision", (batch, data.image_size, data.image_size, 3), model.vision_stride),
+      ("audio", (batch, data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+    tower = towers.ConvTower(towers.scaled_widths(model.width), stride)
+    x = jnp.ones(shape, jnp.float32)
+    variables = tower.init(jax.random.PRNGKey(0), x, True)
+
+    def loss(params, x, tower=tower, stats=variables["batch_stats"]):
+      outputs, _ = tower.apply({"params": params, "batch_stats": stats}, x, True,
+                               mutable=["batch_stats"])
+      return jnp.sum(outputs["pooled"])
+
+    params = variables["params"]
+    out[f"{side}_forward_ms"] = 1e3 * _median_s(jax.jit(loss), params, x, repeats=steps)
+    out[f"{side}_forward_backward_ms"] = 1e3 * _median_s(jax.jit(jax.grad(loss)), params, x,
+                                                         repeats=steps)
+  return out
 
 
 def bench_pipeline(config, s, batches: int) -> float:
@@ -167,6 +200,11 @@ def main(argv) -> None:
                    ratio_vs_torch=row["train_clips_per_s"] / torch_row["clips_per_s"])
         versus = (f", PyTorch {row['torch_train_clips_per_s']:.2f} clips/s "
                   f"(avjax/PyTorch {row['ratio_vs_torch']:.2f})")
+      if _TOWERS.value:
+        row.update(bench_towers(config, row["batch_size"], _STEPS.value))
+        versus += (f"; towers fwd / fwd+bwd ms: vision {row['vision_forward_ms']:.1f} / "
+                   f"{row['vision_forward_backward_ms']:.1f}, audio {row['audio_forward_ms']:.1f}"
+                   f" / {row['audio_forward_backward_ms']:.1f}")
       pipe = bench_pipeline(config, s, _PIPELINE_BATCHES.value)
       batch_s = row["batch_size"] / pipe
       row.update(pipeline_clips_per_s=pipe,

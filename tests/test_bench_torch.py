@@ -11,7 +11,9 @@ import pytest
 
 NOTE = "PyTorch not installed (pip install -e '.[torch]'): no baseline"
 ROW_KEYS = ("train_clips_per_s", "train_step_s", "gflop_per_clip", "achieved_gflops", "mfu",
-            "compile_s", "eval_clips_per_s", "peak_rss_mib", "pipeline_clips_per_s", "params")
+            "compile_s", "eval_clips_per_s", "peak_rss_mib", "pipeline_clips_per_s", "params",
+            "vision_forward_ms", "vision_forward_backward_ms", "audio_forward_ms",
+            "audio_forward_backward_ms")
 
 
 def _bench(tmp_path, torch_flag: str, devices: int) -> tuple[str, dict]:

@@ -339,12 +339,13 @@ class _Job:
 class Embedder:
   """Feeds the files' windows and frames to the net in fixed-size batches, across files."""
 
-  def __init__(self, model, output_dir: str, hop: float, frame_hop: float, batch_size: int):
+  def __init__(self, model, output_dir: str, hop: float, frame_hop: float, batch_size: int,
+               localise: bool = False):
     self.model, self.output_dir = model, output_dir
     self.hop, self.frame_hop, self.batch_size = hop, frame_hop, batch_size
     self.queues = {"audio": [], "frame": [], "image": []}
     self.failures = []
-    self.localise = False  # set to draw NAME.localisation.png for videos with maps
+    self.localise = localise  # also draw NAME.localisation.png for videos with maps
     p = model.preprocessing
     size, freq = p["image_size"], p["n_fft"] // 2 + 1
     self.blank_image = np.zeros((size, size, 3), np.uint8)
@@ -500,8 +501,8 @@ def main(argv: list[str]) -> None:
     usage(str(err))
 
   found, bad = find_inputs(inputs)
-  embedder = Embedder(model, FLAGS.output_dir, FLAGS.hop, FLAGS.frame_hop, FLAGS.batch_size)
-  embedder.localise = FLAGS.localise
+  embedder = Embedder(model, FLAGS.output_dir, FLAGS.hop, FLAGS.frame_hop, FLAGS.batch_size,
+                      FLAGS.localise)
   for path, reason in bad:
     embedder.failures.append((path, reason))
     print(f"avjax.embed: skipped {path}: {reason}", file=sys.stderr)

@@ -149,7 +149,7 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   return it
 
 
-def _box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):
+def box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):
   """Target box [4] and distractor boxes [k, 4] at a frame, in network-image coordinates."""
   def at(track):
     if not track:
@@ -217,7 +217,7 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
       except Exception:  # pylint: disable=broad-except  # an unreadable clip counts as padding
         valid = False
         image, audio, geo = _blank(data_cfg)
-      target, distract = _box_rows(clip, fi, geo, k)
+      target, distract = box_rows(clip, fi, geo, k)
       gt_boxes, gt_consensus = _ground_truth_rows(clip, target, geo, k_gt)
       yield dict(image=image, audio=audio, label=np.int32(label),
                  class_id=np.int32(names.index(clip.label) if clip.label else -1),

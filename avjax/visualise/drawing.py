@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from avjax.evaluate import metrics
+
 TARGET_COLOUR = (40, 220, 40)       # the sounding object's box
 DISTRACTOR_COLOUR = (250, 250, 250)  # silent objects' boxes
 PEAK_COLOUR = (255, 255, 255)
@@ -31,8 +33,7 @@ def normalised_map(loc_map: np.ndarray, height: int, width: int,
                  interpolation=cv2.INTER_LINEAR)
   if absolute:
     return np.clip(m, 0.0, 1.0)
-  lo, hi = float(m.min()), float(m.max())
-  return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+  return metrics.minmax_normalise(m[None])[0]
 
 
 def heat_overlay(image: np.ndarray, loc_map: np.ndarray, alpha: float = 0.5,
@@ -57,10 +58,11 @@ def draw_box(image: np.ndarray, box, colour, thickness: int = 2) -> np.ndarray:
 
 
 def draw_peak(image: np.ndarray, loc_map: np.ndarray) -> np.ndarray:
-  """Marks the map's maximum (the net's single best guess) with a cross, in place."""
+  """Marks the map's maximum (the net's single best guess, the point the pointing metric
+  scores) with a cross, in place."""
   h, w = image.shape[:2]
-  row, col = np.unravel_index(int(np.argmax(loc_map)), np.shape(loc_map))
-  centre = (int((col + 0.5) / loc_map.shape[1] * w), int((row + 0.5) / loc_map.shape[0] * h))
+  x, y = metrics.peak_points(np.asarray(loc_map)[None])[0]
+  centre = (int(x * w), int(y * h))
   cv2.drawMarker(image, centre, PEAK_COLOUR, cv2.MARKER_CROSS, max(8, w // 12), 2)
   return image
 

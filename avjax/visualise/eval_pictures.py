@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import tqdm
 
-from avjax.evaluate import metrics
+from avjax.evaluate import knn, metrics
 from avjax.visualise import drawing, figures, report as report_lib, video
 from data_pipeline import decode, pairs, pipeline
 from data_pipeline.clips import Clip
@@ -153,6 +153,8 @@ def _vectors(g: Gallery, side: str) -> Optional[np.ndarray]:
 def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k: int = 5):
   """{direction: (figure, [(query, [results])])}: each query's top-k in each direction,
   green when of the query's class. Cross-modal directions need a joint embedding."""
+  if len(g.images) < 2:
+    return {}  # nothing to retrieve
   joint = "image_embedding" in g.outputs and "audio_embedding" in g.outputs
   directions = [("im-im", "image", "image"), ("aud-aud", "audio", "audio")]
   if joint:
@@ -166,13 +168,13 @@ def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k:
       break
   out = {}
   for name, q_side, d_side in directions:
-    q = _unit(_vectors(g, q_side))
-    d = _unit(_vectors(g, d_side))
+    # Every item is a query against all the others, as the nDCG evaluation ranks them.
+    _, nearest = knn.top_k_neighbours(
+        knn.l2_normalise(_vectors(g, q_side)[queries]), knn.l2_normalise(_vectors(g, d_side)),
+        min(k, len(g.images) - 1), query_ids=np.array(queries))
     rows, picks = [], []
-    for i in queries:
-      sims = d @ q[i]
-      sims[i] = -np.inf  # every item is a query against all the others
-      top = [int(j) for j in np.argsort(-sims, kind="stable")[:min(k, len(sims) - 1)]]
+    for i, found in zip(queries, nearest):
+      top = [int(j) for j in found if j >= 0]
       picks.append((i, top))
       row = [figures.Cell(_picture(g, i, q_side), f"query: {_name(classes, g.class_id[i])}")]
       for rank, j in enumerate(top, 1):
@@ -183,11 +185,6 @@ def retrieval_figures(g: Gallery, classes: Sequence[str], n_queries: int = 3, k:
              "results)")
     out[name] = (figures.grid_figure(rows, title), picks)
   return out
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-  x = np.asarray(x, np.float32)
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
 
 def _picture(g: Gallery, i: int, side: str) -> np.ndarray:
@@ -219,7 +216,7 @@ def localisation_video(path: str, data_cfg, clips: Sequence[Clip], clip_index: i
     fi = pairs.frame_index_at(clip, float(t))
     spec = pairs.PairSpec(clip_index, float(t), fi, clip_index, float(t), 1)
     image, audio, geo = pipeline.load_example(clips, spec, data_cfg, None)
-    target, _ = pipeline._box_rows(clip, fi, geo, 0)  # pylint: disable=protected-access
+    target, _ = pipeline.box_rows(clip, fi, geo, 0)
     images.append(image)
     specs.append(audio)
     boxes.append(target)

@@ -9,6 +9,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.models import conv
+
 PAPER_WIDTHS = (64, 128, 256, 512)
 
 
@@ -36,11 +38,10 @@ class ConvTower(nn.Module):
     for block, channels in enumerate(self.widths):
       for layer in range(2):
         stride = self.first_stride if (block, layer) == (0, 0) else 1
-        x = nn.Conv(channels, (3, 3), strides=(stride, stride), padding="SAME",
-                    use_bias=False, dtype=self.dtype, name=f"conv{block + 1}_{layer + 1}")(x)
+        x = conv.Conv3x3(channels, stride, self.dtype, name=f"conv{block + 1}_{layer + 1}")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
                          name=f"bn{block + 1}_{layer + 1}")(x)
         x = nn.relu(x)
       if block < len(self.widths) - 1:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        x = conv.max_pool_2x2(x)
     return {"map": x, "pooled": jnp.max(x, axis=(1, 2))}

@@ -1,0 +1,94 @@
+"""The towers' two layer primitives, written for speed on XLA's CPU backend.
+
+`Conv3x3` is `nn.Conv(features, (3, 3), padding="SAME", use_bias=False)` (same parameter name,
+shape and initialiser, same outputs) whose kernel gradient is computed another way on large
+maps. XLA computes a kernel gradient as a convolution whose contracted feature axis is the batch
+(8 clips at paper size) and whose window is the whole map: its CPU kernels run that 3-6x slower
+than the forward convolution. `kernel_grad` instead folds the batch and the map's rows into the
+contracted features (8 x 112 = 896) and slides a 1-D window along the columns, once per kernel
+row: 1.5-2x faster on maps of 8,192 positions or more (at paper size: the 112x112 and
+129x100 maps of the first block, and L3-Net's 224x224 and 257x200), slower on smaller ones,
+which keep XLA's own gradient. `./run.sh bench` measures the effect on a whole step.
+
+`max_pool_2x2` is a 2x2/2 max-pool (VALID: an odd last row or column is dropped, as in
+`nn.max_pool`) written as a reshape and a max: its gradient is an elementwise mask, where
+`nn.max_pool`'s is XLA's select-and-scatter, which is slow on CPU.
+"""
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+# Maps with at least this many positions use the row-folded kernel gradient.
+ROW_FOLDED_MIN_POSITIONS = 8192
+
+
+def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
+  return lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
+                                  dimension_numbers=_DIMENSIONS)
+
+
+def kernel_grad(x: jnp.ndarray, grad_out: jnp.ndarray) -> jnp.ndarray:
+  """Gradient of a stride-1 SAME 3x3 convolution's kernel: [3, 3, C_in, C_out].
+
+  dK[i, j, c, d] = sum over n, h, w of xpad[n, h + i, w + j, c] * grad_out[n, h, w, d]. For each
+  kernel row i this is a 1-D convolution along w of the row-shifted input, laid out as
+  [c (batch), w, (n, h) (features)], with the kernel grad_out laid out as [w, (n, h), d].
+  """
+  n, h, w, c = x.shape
+  d = grad_out.shape[-1]
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  window = grad_out.transpose(2, 0, 1, 3).reshape(w, n * h, d)
+  rows = []
+  for i in range(3):
+    shifted = padded[:, i:i + h].transpose(3, 2, 0, 1).reshape(c, w + 2, n * h)
+    rows.append(lax.conv_general_dilated(shifted, window, (1,), "VALID",
+                                         dimension_numbers=("NWC", "WIO", "NWC")))  # [c, 3, d]
+  return jnp.stack(rows).transpose(0, 2, 1, 3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1) -> jnp.ndarray:
+  """A SAME 3x3 convolution, NHWC x HWIO -> NHWC."""
+  return _conv(x, kernel, stride)
+
+
+def _conv3x3_forward(x, kernel, stride):
+  return _conv(x, kernel, stride), (x, kernel)
+
+
+def _conv3x3_backward(stride, residuals, grad_out):
+  x, kernel = residuals
+  _, pullback = jax.vjp(lambda x_, k_: _conv(x_, k_, stride), x, kernel)
+  grad_x, grad_kernel = pullback(grad_out)  # XLA drops whichever half is replaced below
+  if stride == 1 and x.shape[1] * x.shape[2] >= ROW_FOLDED_MIN_POSITIONS:
+    grad_kernel = kernel_grad(x, grad_out).astype(kernel.dtype)
+  return grad_x, grad_kernel
+
+
+conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
+
+
+class Conv3x3(nn.Module):
+  """A bias-free SAME 3x3 convolution; parameters and outputs as `nn.Conv`'s."""
+  features: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (3, 3, x.shape[-1], self.features), jnp.float32)
+    return conv3x3(x.astype(self.dtype), kernel.astype(self.dtype), self.stride)
+
+
+def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+  """2x2 max-pool with stride 2 on [B, H, W, C] (VALID)."""
+  b, h, w, c = x.shape
+  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))

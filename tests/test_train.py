@@ -73,8 +73,10 @@ def test_command_line_trains_then_evaluates_avol(tmp_path, embedded_dir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == [1, 2, 3, 4]
-  for key in ("loss", "accuracy", "learning_rate", "grad_norm", "param_norm", "clips_per_s"):
+  for key in ("loss", "accuracy", "learning_rate", "grad_norm", "param_norm", "clips_per_s",
+              "data_wait_fraction"):
     assert all(np.isfinite(r[key]) for r in rows), key
+  assert all(0 <= r["data_wait_fraction"] <= 1 for r in rows)
   assert latest_step(workdir) == 4
 
   proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", "--mode=eval", timeout=300)

@@ -170,11 +170,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     last_logged, pending = {}, []
     bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
                     desc=config.experiment, unit="step", dynamic_ncols=True)
-    interval_start, interval_steps = time.perf_counter(), 0
+    interval_start, interval_steps, interval_wait = time.perf_counter(), 0, 0.0
     with checkpoint_lib.StopRequest() as stop:
       step = start_step
       while step < train_cfg.num_steps and not stop.requested:
-        batch = to_device(next(data_iter), s.batch_sharding)
+        # Steps run asynchronously, so the host blocks here only when the input pipeline is
+        # behind the device: this time, over the interval, is the share the device waits.
+        wait_start = time.perf_counter()
+        host_batch = next(data_iter)
+        interval_wait += time.perf_counter() - wait_start
+        batch = to_device(host_batch, s.batch_sharding)
         state, metrics = s.train_step(state, batch)
         pending.append(metrics)
         step += 1
@@ -186,7 +191,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           pending = []
           elapsed = time.perf_counter() - interval_start
           last_logged["clips_per_s"] = interval_steps * s.global_batch_size / elapsed
-          interval_start, interval_steps = time.perf_counter(), 0
+          last_logged["data_wait_fraction"] = interval_wait / elapsed
+          interval_start, interval_steps, interval_wait = time.perf_counter(), 0, 0.0
           # A finite loss can hide parameters that already went inf: check both.
           bad = [k for k in ("loss", "param_norm") if not np.isfinite(last_logged[k])]
           if bad:

@@ -10,7 +10,7 @@ pipeline is timed separately on the embedded dataset with the experiment's data 
 same cores one after the other (step time / (step time + batch time)). MFU is achieved FLOP/s
 (XLA's cost analysis of the compiled step) over this machine's measured f32 matmul rate.
 `--towers` (on by default) also times each tower alone, forward and forward+backward, to show
-where a step's time goes.
+where a step's time goes; `--layers` goes down to each convolution (avjax/bench_layers.py).
 
 When PyTorch is installed (`pip install -e '.[torch]'`; `--torch=false` skips it), the same
 net and train step in PyTorch (avjax/bench_torch.py: channels-last, eager, one thread per core,
@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avjax import bench_layers
 from avjax import config as config_lib
 
 _EXPERIMENTS = flags.DEFINE_list("experiments", ["l3", "ave", "avol"], "Experiments to time.")
@@ -40,6 +41,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (0: 8 for paper, th
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 10, "Batches timed per pipeline.")
 _JSON_OUT = flags.DEFINE_string("json_out", "", "Also write the results here.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the same step in PyTorch, when installed.")
+_LAYERS = flags.DEFINE_bool("layers", False, "Also time each tower convolution's forward, input "
+                            "gradient and kernel gradient alone (and in PyTorch when installed).")
 _TOWERS = flags.DEFINE_bool("towers", True, "Also time each tower's forward and forward+backward "
                             "pass alone (where the step's time goes).")
 
@@ -205,6 +208,10 @@ def main(argv) -> None:
         versus += (f"; towers fwd / fwd+bwd ms: vision {row['vision_forward_ms']:.1f} / "
                    f"{row['vision_forward_backward_ms']:.1f}, audio {row['audio_forward_ms']:.1f}"
                    f" / {row['audio_forward_backward_ms']:.1f}")
+      if _LAYERS.value:
+        print(f"{spec} convolutions, batch {row['batch_size']}:")
+        row["layers"] = bench_layers.profile(config, row["batch_size"], _STEPS.value,
+                                             with_torch=baseline is not None)
       pipe = bench_pipeline(config, s, _PIPELINE_BATCHES.value)
       batch_s = row["batch_size"] / pipe
       row.update(pipeline_clips_per_s=pipe,

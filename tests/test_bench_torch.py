@@ -16,7 +16,7 @@ ROW_KEYS = ("train_clips_per_s", "train_step_s", "gflop_per_clip", "achieved_gfl
             "audio_forward_backward_ms")
 
 
-def _bench(tmp_path, torch_flag: str, devices: int) -> tuple[str, dict]:
+def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, dict]:
   """(stdout, the JSON row) of the bench on avol:tiny over `devices` CPU devices."""
   # A `torch` package that fails to import stands for an environment without PyTorch.
   hidden = tmp_path / "no_torch" / "torch"
@@ -28,7 +28,7 @@ def _bench(tmp_path, torch_flag: str, devices: int) -> tuple[str, dict]:
   out = tmp_path / f"bench{devices}.json"
   proc = subprocess.run(
       [sys.executable, "-m", "avjax.bench", "--experiments=avol", "--variants=tiny",
-       "--steps=1", "--pipeline_batches=1", torch_flag, f"--json_out={out}"],
+       "--steps=1", "--pipeline_batches=1", torch_flag, f"--json_out={out}", *extra],
       capture_output=True, text=True, check=False, env=env, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   with open(out) as f:
@@ -41,7 +41,7 @@ def _bench(tmp_path, torch_flag: str, devices: int) -> tuple[str, dict]:
 def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_dir):
   rows = []
   for torch_flag, devices in (("--torch=false", 1), ("--torch=true", 2)):
-    stdout, row = _bench(tmp_path, torch_flag, devices)
+    stdout, row = _bench(tmp_path, torch_flag, devices, *(["--layers"] if devices == 1 else []))
     assert stdout.count(NOTE) == (1 if torch_flag == "--torch=true" else 0), stdout
     assert row["experiment"] == "avol:tiny" and row["batch_size"] == 8
     assert row["devices"] == devices
@@ -50,5 +50,15 @@ def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_di
     assert 0 < row["data_wait_fraction"] < 1
     assert "torch_train_clips_per_s" not in row and "ratio_vs_torch" not in row
     rows.append(row)
+  # --layers: the 16 convolutions of the two towers, each timed, none by PyTorch
+  layers = rows[0]["layers"]
+  assert [r["name"] for r in layers[:2]] == ["vision conv1_1", "vision conv1_2"]
+  assert len(layers) == 16 and "layers" not in rows[1]
+  for r in layers:
+    assert min(r["forward_ms"], r["grad_input_ms"], r["grad_kernel_ms"], r["gflop"]) > 0
+    assert not any(k.startswith("torch_") for k in r)
+  # the layers' FLOPs are the towers' convolutions: most of the step's forward FLOPs
+  conv_gflop_per_clip = sum(r["gflop"] for r in layers) / rows[0]["batch_size"]
+  assert 0.2 < conv_gflop_per_clip / rows[0]["gflop_per_clip"] < 0.35  # step: fwd + 2x bwd
   # FLOPs per clip are the net's, whatever the number of devices the step is split over.
   assert rows[1]["gflop_per_clip"] == pytest.approx(rows[0]["gflop_per_clip"], rel=0.15)

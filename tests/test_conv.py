@@ -128,3 +128,24 @@ def test_row_folded_gradient_under_batch_sharding():
   proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
                         text=True, timeout=300, check=False)
   assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("spec", ["l3:paper", "avol:paper", "avol:demo"])
+def test_benchmark_layer_list_follows_the_towers(spec):
+  """The benchmark's per-layer shapes end where the real towers' maps end."""
+  from avjax import bench_layers, config as config_lib
+  from avjax.models import towers
+  config = config_lib.get_config(spec)
+  layers = bench_layers.conv_layers(config, batch=2)
+  data, model = config.data, config.model
+  for side, shape, stride in (
+      ("vision", (2, data.image_size, data.image_size, 3), model.vision_stride),
+      ("audio", (2, data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+    mine = [layer for layer in layers if layer.name.startswith(side)]
+    assert len(mine) == 8 and mine[0].stride == stride
+    tower = towers.ConvTower(towers.scaled_widths(model.width), stride)
+    out = jax.eval_shape(lambda x, t=tower: t.init_with_output(jax.random.PRNGKey(0), x,
+                                                               False)[0],
+                         jnp.zeros(shape))
+    last = mine[-1]
+    assert out["map"].shape == (2, last.height, last.width, last.out_channels)

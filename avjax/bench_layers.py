@@ -1,0 +1,132 @@
+"""Where a train step's time goes, layer by layer: each tower convolution's forward, input
+gradient and kernel gradient, timed alone in avjax (`avjax.models.conv`, as the towers run it)
+and, when PyTorch is installed, with PyTorch's channels-last kernels on the same shapes.
+
+Used by `python -m avjax.bench --layers`; `conv_layers` lists the shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from avjax.models import conv, towers
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvLayer:
+  """One 3x3 convolution of a tower: input [batch, height, width, in_channels]."""
+  name: str
+  batch: int
+  height: int
+  width: int
+  in_channels: int
+  out_channels: int
+  stride: int
+
+  @property
+  def gflop(self) -> float:
+    """Forward multiply-adds x 2 (each gradient costs the same again)."""
+    out_h, out_w = -(-self.height // self.stride), -(-self.width // self.stride)
+    return 2 * self.batch * out_h * out_w * self.in_channels * self.out_channels * 9 / 1e9
+
+
+def conv_layers(config, batch: int) -> list[ConvLayer]:
+  """The convolutions of both towers of an experiment, in order, as `towers.ConvTower` runs
+  them: SAME convolutions, 2x2 VALID max-pools after the first three blocks."""
+  data, model = config.data, config.model
+  layers = []
+  for side, (height, width, channels), stride in (
+      ("vision", (data.image_size, data.image_size, 3), model.vision_stride),
+      ("audio", (data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+    for block, out_channels in enumerate(towers.scaled_widths(model.width)):
+      for layer in range(2):
+        s = stride if (block, layer) == (0, 0) else 1
+        layers.append(ConvLayer(f"{side} conv{block + 1}_{layer + 1}", batch, height, width,
+                                channels, out_channels, s))
+        height, width, channels = -(-height // s), -(-width // s), out_channels
+      if block < 3:
+        height, width = height // 2, width // 2
+  return layers
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+  fn()  # compile / warm up
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def time_avjax(layer: ConvLayer, repeats: int) -> dict:
+  """Forward, input-gradient and kernel-gradient ms of one layer in avjax."""
+  x = jnp.ones((layer.batch, layer.height, layer.width, layer.in_channels), jnp.float32)
+  kernel = jnp.full((3, 3, layer.in_channels, layer.out_channels), 0.01, jnp.float32)
+  out = conv.conv3x3(x, kernel, layer.stride)
+  grad_out = jnp.ones_like(out)
+  forward = jax.jit(lambda x_, k_: conv.conv3x3(x_, k_, layer.stride))
+  grad_input = jax.jit(lambda x_, k_, g: jax.vjp(
+      lambda y: conv.conv3x3(y, k_, layer.stride), x_)[1](g)[0])
+  grad_kernel = jax.jit(lambda x_, k_, g: jax.vjp(
+      lambda k: conv.conv3x3(x_, k, layer.stride), k_)[1](g)[0])
+  return {
+      "forward_ms": _median_ms(lambda: forward(x, kernel).block_until_ready(), repeats),
+      "grad_input_ms": _median_ms(
+          lambda: grad_input(x, kernel, grad_out).block_until_ready(), repeats),
+      "grad_kernel_ms": _median_ms(
+          lambda: grad_kernel(x, kernel, grad_out).block_until_ready(), repeats),
+  }
+
+
+def time_torch(layer: ConvLayer, repeats: int) -> dict:
+  """The same three timings with PyTorch (channels-last, one thread per core, no autograd)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from avjax import bench_torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(bench_torch.cpu_cores())
+  last = torch.channels_last
+  x = torch.ones(layer.batch, layer.in_channels, layer.height, layer.width).to(memory_format=last)
+  kernel = torch.full((layer.out_channels, layer.in_channels, 3, 3), 0.01).to(memory_format=last)
+  f = torch.nn.functional
+  with torch.no_grad():
+    grad_out = torch.ones_like(f.conv2d(x, kernel, stride=layer.stride, padding=1))
+    return {
+        "torch_forward_ms": _median_ms(
+            lambda: f.conv2d(x, kernel, stride=layer.stride, padding=1), repeats),
+        "torch_grad_input_ms": _median_ms(lambda: torch.nn.grad.conv2d_input(
+            x.shape, kernel, grad_out, stride=layer.stride, padding=1), repeats),
+        "torch_grad_kernel_ms": _median_ms(lambda: torch.nn.grad.conv2d_weight(
+            x, kernel.shape, grad_out, stride=layer.stride, padding=1), repeats),
+    }
+
+
+def profile(config, batch: int, repeats: int, with_torch: bool) -> list[dict]:
+  """One row per convolution; prints a table as it goes. The first layer's input gradient is
+  timed too, though a train step does not need it (its input is the data)."""
+  rows = []
+  print(f"  {'layer':17s} {'input':>18s} {'out':>4s} {'GFLOP':>6s}   avjax fwd / dx / dw ms"
+        + ("   PyTorch fwd / dx / dw ms" if with_torch else ""))
+  for layer in conv_layers(config, batch):
+    row = {**dataclasses.asdict(layer), "gflop": layer.gflop, **time_avjax(layer, repeats)}
+    shape = f"{layer.batch}x{layer.height}x{layer.width}x{layer.in_channels}"
+    line = (f"  {layer.name:17s} {shape:>18s} {layer.out_channels:4d} {layer.gflop:6.2f}   "
+            f"{row['forward_ms']:6.1f} / {row['grad_input_ms']:6.1f} / {row['grad_kernel_ms']:6.1f}")
+    if with_torch:
+      row.update(time_torch(layer, repeats))
+      line += (f"   {row['torch_forward_ms']:6.1f} / {row['torch_grad_input_ms']:6.1f} / "
+               f"{row['torch_grad_kernel_ms']:6.1f}")
+    print(line, flush=True)
+    rows.append(row)
+  keys = ["forward_ms", "grad_input_ms", "grad_kernel_ms"]
+  totals = " / ".join(f"{sum(r[k] for r in rows):6.1f}" for k in keys)
+  line = f"  {'all layers':17s} {'':>18s} {'':>4s} {sum(r['gflop'] for r in rows):6.2f}   {totals}"
+  if with_torch:
+    line += "   " + " / ".join(f"{sum(r['torch_' + k] for r in rows):6.1f}" for k in keys)
+  print(line, flush=True)
+  return rows

@@ -54,9 +54,9 @@ def test_conv3x3_values_and_gradients_match_xla(stride, min_positions, monkeypat
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
-def test_row_folded_gradient_is_used_on_large_maps():
+def test_row_folded_gradient_is_used_on_large_maps_on_cpu(monkeypatch):
   """The default threshold picks the row-folded gradient for a paper-sized first block (its
-  compiled gradient has the three 1-D convolutions) and XLA's own for a small map."""
+  compiled gradient has the three 1-D convolutions) and XLA's own for a small map, or on a GPU."""
   def convolutions(hw):
     x, kernel = _inputs((1, *hw, 2), 2)
     grad = jax.jit(jax.grad(lambda k: jnp.sum(conv.conv3x3(x, k) ** 2)))
@@ -64,6 +64,8 @@ def test_row_folded_gradient_is_used_on_large_maps():
   assert 112 * 112 >= conv.ROW_FOLDED_MIN_POSITIONS > 56 * 56
   assert convolutions((112, 112)) == 1 + 3  # the forward, then one 1-D convolution per row
   assert convolutions((56, 56)) == 1 + 1
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert convolutions((112, 112)) == 1 + 1
 
 
 def test_conv3x3_module_is_nn_conv():

@@ -8,7 +8,8 @@ than the forward convolution. `kernel_grad` instead folds the batch and the map'
 contracted features (8 x 112 = 896) and slides a 1-D window along the columns, once per kernel
 row: 1.5-2x faster on maps of 8,192 positions or more (at paper size: the 112x112 and
 129x100 maps of the first block, and L3-Net's 224x224 and 257x200), slower on smaller ones,
-which keep XLA's own gradient. `./run.sh bench` measures the effect on a whole step.
+which keep XLA's own gradient. Only on the CPU backend: GPUs and TPUs keep their own kernels.
+`./run.sh bench --layers` times each layer's three convolutions.
 
 `max_pool_2x2` is a 2x2/2 max-pool (VALID: an odd last row or column is dropped, as in
 `nn.max_pool`) written as a reshape and a max: its gradient is an elementwise mask, where
@@ -66,7 +67,8 @@ def _conv3x3_backward(stride, residuals, grad_out):
   x, kernel = residuals
   _, pullback = jax.vjp(lambda x_, k_: _conv(x_, k_, stride), x, kernel)
   grad_x, grad_kernel = pullback(grad_out)  # XLA drops whichever half is replaced below
-  if stride == 1 and x.shape[1] * x.shape[2] >= ROW_FOLDED_MIN_POSITIONS:
+  if (stride == 1 and x.shape[1] * x.shape[2] >= ROW_FOLDED_MIN_POSITIONS
+      and jax.default_backend() == "cpu"):
     grad_kernel = kernel_grad(x, grad_out).astype(kernel.dtype)
   return grad_x, grad_kernel
 

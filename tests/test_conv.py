@@ -39,9 +39,9 @@ def test_kernel_grad_equals_xla_kernel_gradient(shape, features):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("min_positions", [0, 10 ** 9])  # row-folded gradient on / off
-def test_conv3x3_values_and_gradients_match_xla(stride, min_positions, monkeypatch):
-  monkeypatch.setattr(conv, "ROW_FOLDED_MIN_POSITIONS", min_positions)
+@pytest.mark.parametrize("row_folded", [True, False])
+def test_conv3x3_values_and_gradients_match_xla(stride, row_folded, monkeypatch):
+  monkeypatch.setattr(conv, "prefers_row_folded", lambda *shape: row_folded)
   x, kernel = _inputs((2, 11, 8, 3), 4)
   np.testing.assert_allclose(conv.conv3x3(x, kernel, stride), _reference_conv(x, kernel, stride),
                              rtol=1e-5, atol=1e-5)
@@ -54,18 +54,21 @@ def test_conv3x3_values_and_gradients_match_xla(stride, min_positions, monkeypat
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
-def test_row_folded_gradient_is_used_on_large_maps_on_cpu(monkeypatch):
-  """The default threshold picks the row-folded gradient for a paper-sized first block (its
-  compiled gradient has the three 1-D convolutions) and XLA's own for a small map, or on a GPU."""
-  def convolutions(hw):
-    x, kernel = _inputs((1, *hw, 2), 2)
-    grad = jax.jit(jax.grad(lambda k: jnp.sum(conv.conv3x3(x, k) ** 2)))
-    return grad.lower(kernel).as_text().count("stablehlo.convolution")
-  assert 112 * 112 >= conv.ROW_FOLDED_MIN_POSITIONS > 56 * 56
-  assert convolutions((112, 112)) == 1 + 3  # the forward, then one 1-D convolution per row
-  assert convolutions((56, 56)) == 1 + 1
+def test_row_folded_gradient_is_chosen_where_it_is_faster(monkeypatch):
+  """Large wide maps at batch 8 or more take the row-folded gradient (the compiled gradient has
+  its three 1-D convolutions); small maps, few channels, small batches and GPUs keep XLA's."""
+  def convolutions(batch, hw, channels):
+    x = jax.ShapeDtypeStruct((batch, *hw, channels), jnp.float32)
+    kernel = jax.ShapeDtypeStruct((3, 3, channels, channels), jnp.float32)
+    grad = jax.jit(jax.grad(lambda k, x_: jnp.sum(conv.conv3x3(x_, k) ** 2)))
+    return grad.lower(kernel, x).as_text().count("stablehlo.convolution")
+  assert convolutions(8, (112, 112), 64) == 1 + 3  # the forward, then one per kernel row
+  assert convolutions(8, (257, 200), 64) == 1 + 3
+  assert convolutions(8, (56, 56), 128) == 1 + 1
+  assert convolutions(8, (112, 112), 16) == 1 + 1
+  assert convolutions(4, (112, 112), 64) == 1 + 1
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert convolutions((112, 112)) == 1 + 1
+  assert convolutions(8, (112, 112), 64) == 1 + 1
 
 
 def test_conv3x3_module_is_nn_conv():
@@ -108,7 +111,7 @@ _SHARDED = """
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from avjax.models import conv
-conv.ROW_FOLDED_MIN_POSITIONS = 0
+conv.prefers_row_folded = lambda *shape: True
 x = jax.random.normal(jax.random.PRNGKey(0), (8, 12, 10, 3))
 k = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 5)) * 0.1
 grad = jax.jit(jax.grad(lambda x_, k_: jnp.sum(jnp.sin(conv.conv3x3(x_, k_))), argnums=(0, 1)))

@@ -3,12 +3,15 @@
 `Conv3x3` is `nn.Conv(features, (3, 3), padding="SAME", use_bias=False)` (same parameter name,
 shape and initialiser, same outputs) whose kernel gradient is computed another way on large
 maps. XLA computes a kernel gradient as a convolution whose contracted feature axis is the batch
-(8 clips at paper size) and whose window is the whole map: its CPU kernels run that 3-6x slower
-than the forward convolution. `kernel_grad` instead folds the batch and the map's rows into the
-contracted features (8 x 112 = 896) and slides a 1-D window along the columns, once per kernel
-row: 1.5-2x faster on maps of 8,192 positions or more (at paper size: the 112x112 and
-129x100 maps of the first block, and L3-Net's 224x224 and 257x200), slower on smaller ones,
-which keep XLA's own gradient. Only on the CPU backend: GPUs and TPUs keep their own kernels.
+(8 clips at paper size) and whose window is the whole map: on large maps with 64 or more
+channels its CPU kernels run that 4-8x slower than the forward convolution. `kernel_grad`
+instead folds the batch and the map's rows into the contracted features (8 x 112 = 896) and
+slides a 1-D window along the columns, once per kernel row. Measured on a 2-core AVX-512 CPU
+(kernel gradient alone, ms, XLA's / row-folded): batch 8 at 112x112x64 162 / 107, at 224x224x64
+896 / 464, at 129x100x64 153 / 121, at 112x112x128 706 / 301; but batch 4 at 112x112x64
+36 / 48, batch 8 at 112x112x16 4.5 / 7.3, batch 32 at 56x56x32 26 / 79. `prefers_row_folded`
+encodes that: large maps (the first block at paper size, L3-Net's first two), wide layers,
+batch of 8 or more. Only on the CPU backend: GPUs and TPUs keep their own kernels.
 `./run.sh bench --layers` times each layer's three convolutions.
 
 `max_pool_2x2` is a 2x2/2 max-pool (VALID: an odd last row or column is dropped, as in
@@ -25,8 +28,13 @@ import jax.numpy as jnp
 from jax import lax
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
-# Maps with at least this many positions use the row-folded kernel gradient.
-ROW_FOLDED_MIN_POSITIONS = 8192
+
+
+def prefers_row_folded(batch: int, height: int, width: int, in_channels: int,
+                       out_channels: int) -> bool:
+  """Whether `kernel_grad` beats XLA's kernel gradient on the CPU (see the module docstring)."""
+  return (height * width >= 8192 and min(in_channels, out_channels) >= 64 and batch >= 8
+          and jax.default_backend() == "cpu")
 
 
 def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
@@ -67,8 +75,7 @@ def _conv3x3_backward(stride, residuals, grad_out):
   x, kernel = residuals
   _, pullback = jax.vjp(lambda x_, k_: _conv(x_, k_, stride), x, kernel)
   grad_x, grad_kernel = pullback(grad_out)  # XLA drops whichever half is replaced below
-  if (stride == 1 and x.shape[1] * x.shape[2] >= ROW_FOLDED_MIN_POSITIONS
-      and jax.default_backend() == "cpu"):
+  if stride == 1 and prefers_row_folded(*x.shape, grad_out.shape[-1]):
     grad_kernel = kernel_grad(x, grad_out).astype(kernel.dtype)
   return grad_x, grad_kernel
 

@@ -35,5 +35,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       decode_cache_max_seconds=12.0,
       # Workers and guards.
       num_workers=2,
+      # Batches each worker keeps ready: absorbs the jitter of decodes and of a shared CPU.
+      worker_buffer_batches=4,
       per_file_timeout_s=20.0,
   ))

@@ -145,7 +145,8 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:
-    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_cfg.num_workers))
+    it = it.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=data_cfg.num_workers, per_worker_buffer_size=data_cfg.worker_buffer_batches))
   return it
 
 

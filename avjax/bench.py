@@ -83,16 +83,6 @@ def _synthetic_batch(config, batch: int) -> dict:
   }
 
 
-def _median_s(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))  # compile
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
   """Train-step and eval figures of one experiment variant."""
   # Imported here: the trainer pulls in the data pipeline, not needed for --help.
@@ -118,8 +108,8 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
 
-  infer_s = _median_s(s.infer, state, device_batch["image"], device_batch["audio"],
-                      repeats=steps)
+  infer_s = bench_layers.median_seconds(s.infer, state, device_batch["image"],
+                                        device_batch["audio"], repeats=steps)
 
   achieved = flops_per_step / step_s if flops_per_step else 0.0
   return {
@@ -152,9 +142,8 @@ def bench_towers(config, batch: int, steps: int) -> dict:
       return jnp.sum(outputs["pooled"])
 
     params = variables["params"]
-    out[f"{side}_forward_ms"] = 1e3 * _median_s(jax.jit(loss), params, x, repeats=steps)
-    out[f"{side}_forward_backward_ms"] = 1e3 * _median_s(jax.jit(jax.grad(loss)), params, x,
-                                                         repeats=steps)
+    for key, fn in (("forward", jax.jit(loss)), ("forward_backward", jax.jit(jax.grad(loss)))):
+      out[f"{side}_{key}_ms"] = 1e3 * bench_layers.median_seconds(fn, params, x, repeats=steps)
   return out
 
 

@@ -55,33 +55,33 @@ def conv_layers(config, batch: int) -> list[ConvLayer]:
   return layers
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-  fn()  # compile / warm up
+def median_seconds(fn: Callable[..., object], *args, repeats: int) -> float:
+  """Median wall time of fn(*args) after one untimed call (compilation, warm-up); waits for
+  JAX's asynchronous results (other values, PyTorch's tensors included, pass through)."""
+  jax.block_until_ready(fn(*args))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    fn()
+    jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  return statistics.median(times)
 
 
 def time_avjax(layer: ConvLayer, repeats: int) -> dict:
   """Forward, input-gradient and kernel-gradient ms of one layer in avjax."""
   x = jnp.ones((layer.batch, layer.height, layer.width, layer.in_channels), jnp.float32)
   kernel = jnp.full((3, 3, layer.in_channels, layer.out_channels), 0.01, jnp.float32)
-  out = conv.conv3x3(x, kernel, layer.stride)
-  grad_out = jnp.ones_like(out)
+  out = jax.eval_shape(lambda: conv.conv3x3(x, kernel, layer.stride))
+  grad_out = jnp.ones(out.shape, out.dtype)
   forward = jax.jit(lambda x_, k_: conv.conv3x3(x_, k_, layer.stride))
   grad_input = jax.jit(lambda x_, k_, g: jax.vjp(
       lambda y: conv.conv3x3(y, k_, layer.stride), x_)[1](g)[0])
   grad_kernel = jax.jit(lambda x_, k_, g: jax.vjp(
       lambda k: conv.conv3x3(x_, k, layer.stride), k_)[1](g)[0])
   return {
-      "forward_ms": _median_ms(lambda: forward(x, kernel).block_until_ready(), repeats),
-      "grad_input_ms": _median_ms(
-          lambda: grad_input(x, kernel, grad_out).block_until_ready(), repeats),
-      "grad_kernel_ms": _median_ms(
-          lambda: grad_kernel(x, kernel, grad_out).block_until_ready(), repeats),
+      "forward_ms": 1e3 * median_seconds(forward, x, kernel, repeats=repeats),
+      "grad_input_ms": 1e3 * median_seconds(grad_input, x, kernel, grad_out, repeats=repeats),
+      "grad_kernel_ms": 1e3 * median_seconds(grad_kernel, x, kernel, grad_out, repeats=repeats),
   }
 
 
@@ -97,12 +97,12 @@ def time_torch(layer: ConvLayer, repeats: int) -> dict:
   with torch.no_grad():
     grad_out = torch.ones_like(f.conv2d(x, kernel, stride=layer.stride, padding=1))
     return {
-        "torch_forward_ms": _median_ms(
-            lambda: f.conv2d(x, kernel, stride=layer.stride, padding=1), repeats),
-        "torch_grad_input_ms": _median_ms(lambda: torch.nn.grad.conv2d_input(
-            x.shape, kernel, grad_out, stride=layer.stride, padding=1), repeats),
-        "torch_grad_kernel_ms": _median_ms(lambda: torch.nn.grad.conv2d_weight(
-            x, kernel.shape, grad_out, stride=layer.stride, padding=1), repeats),
+        "torch_forward_ms": 1e3 * median_seconds(
+            lambda: f.conv2d(x, kernel, stride=layer.stride, padding=1), repeats=repeats),
+        "torch_grad_input_ms": 1e3 * median_seconds(lambda: torch.nn.grad.conv2d_input(
+            x.shape, kernel, grad_out, stride=layer.stride, padding=1), repeats=repeats),
+        "torch_grad_kernel_ms": 1e3 * median_seconds(lambda: torch.nn.grad.conv2d_weight(
+            x, kernel.shape, grad_out, stride=layer.stride, padding=1), repeats=repeats),
     }
 
 
@@ -116,7 +116,8 @@ def profile(config, batch: int, repeats: int, with_torch: bool) -> list[dict]:
     row = {**dataclasses.asdict(layer), "gflop": layer.gflop, **time_avjax(layer, repeats)}
     shape = f"{layer.batch}x{layer.height}x{layer.width}x{layer.in_channels}"
     line = (f"  {layer.name:17s} {shape:>18s} {layer.out_channels:4d} {layer.gflop:6.2f}   "
-            f"{row['forward_ms']:6.1f} / {row['grad_input_ms']:6.1f} / {row['grad_kernel_ms']:6.1f}")
+            f"{row['forward_ms']:6.1f} / {row['grad_input_ms']:6.1f} / "
+            f"{row['grad_kernel_ms']:6.1f}")
     if with_torch:
       row.update(time_torch(layer, repeats))
       line += (f"   {row['torch_forward_ms']:6.1f} / {row['torch_grad_input_ms']:6.1f} / "

@@ -1,34 +1,52 @@
 """Experiments by name, "name:variant" parsing and command-line overrides of any field.
 
-The experiments are a plain dict of directly imported modules; each has
-`get_config(variant) -> ml_collections.ConfigDict` and `VARIANTS`. Overrides come from
-the command line as `--config.a.b=value`, typed by the field they replace.
+`get_config("avol:demo")` imports `experiments.avol` (only that one) and calls its
+`VARIANTS["demo"]()`; a dotted name (`mypackage.my_experiment:small`) names a module of the
+same shape outside the repository. Overrides come from the command line as
+`--config.a.b=value`, typed by the field they replace.
 """
 
+import importlib
 from typing import Sequence
 
 import ml_collections
 
-from experiments import ave, avol, l3
+from avjax.errors import ConfigError
 
-EXPERIMENTS = {"l3": l3, "ave": ave, "avol": avol}
+__all__ = ["ConfigError", "apply_override", "experiment_names", "get_config"]
 
 
-class ConfigError(ValueError):
-  """A bad experiment name, variant or override; the message is one line for the user."""
+def experiment_names() -> tuple[str, ...]:
+  """The experiments of the repository's experiments/ package."""
+  import experiments  # pylint: disable=g-import-not-at-top
+  return tuple(experiments.NAMES)
+
+
+def _experiment_module(name: str):
+  if "." not in name and name not in experiment_names():
+    raise ConfigError(f"unknown experiment '{name}'; experiments: {', '.join(experiment_names())}")
+  module_name = name if "." in name else f"experiments.{name}"
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as err:
+    raise ConfigError(f"cannot import experiment module '{module_name}': {err}") from None
+  if not isinstance(getattr(module, "VARIANTS", None), dict) or not module.VARIANTS:
+    raise ConfigError(f"experiment module '{module_name}' has no VARIANTS dict")
+  return module
 
 
 def get_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """The config of `spec` = "name" or "name:variant", with `overrides` ("a.b=value") applied."""
+  """The config of `spec` = "name" or "name:variant", with `overrides` ("a.b=value") applied.
+
+  The default variant is the module's first (the paper's, for avjax's own experiments).
+  """
   name, _, variant = spec.partition(":")
-  if name not in EXPERIMENTS:
-    raise ConfigError(f"unknown experiment '{name}'; experiments: {', '.join(EXPERIMENTS)}")
-  module = EXPERIMENTS[name]
-  variant = variant or "paper"
+  module = _experiment_module(name)
+  variant = variant or next(iter(module.VARIANTS))
   if variant not in module.VARIANTS:
     raise ConfigError(f"unknown variant '{variant}' of experiment '{name}'; "
                       f"variants: {', '.join(module.VARIANTS)}")
-  config = module.get_config(variant)
+  config = module.VARIANTS[variant]()
   for override in overrides:
     apply_override(config, override)
   return config

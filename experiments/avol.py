@@ -1,13 +1,32 @@
 """AVOL-Net ("Objects that Sound"): audio embedding . 14x14 vision vectors -> map -> max (MIL).
 
+The vision tower keeps a 14x14 grid of 128-d vectors (conv + 1x1 convs, no pooling); the
+audio tower's 128-d embedding is compared with each, giving a map of where the sound is; the
+map's maximum (multiple-instance learning) is the correspondence score.
+
 Run the laptop variant:  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol
-Variants: paper (default), demo, tiny.
 """
 
 from experiments import common
 
-VARIANTS = common.VARIANTS
+
+def paper():
+  """[OtS] Section 4: 224^2 frames, 257x200 log-spectrograms, stride-2 towers."""
+  return common.paper_config("avol:paper", common.model_config("avol", stride=2))
 
 
-def get_config(variant: str = "paper"):
-  return common.base_config("avol", variant)
+def demo():
+  """The demo `./run.sh demo` trains on the embedded dataset (about 8-27 min on 2 cores)."""
+  config = common.laptop_demo(paper())
+  config.experiment = "avol:demo"
+  return config
+
+
+def tiny():
+  """A smoke test of the whole path, for the tests."""
+  config = common.smoke_test(paper())
+  config.experiment = "avol:tiny"
+  return config
+
+
+VARIANTS = {"paper": paper, "demo": demo, "tiny": tiny}

@@ -89,6 +89,8 @@ def export(config: ml_collections.ConfigDict, workdir: str, export_dir: str,
            step: Optional[int] = None) -> str:
   """Exports the checkpoint at `step` (default: the latest) of workdir to export_dir."""
   # Imported here so that loading an export never pulls in the trainer.
+  from avjax import runtime  # pylint: disable=g-import-not-at-top
+  from avjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   from avjax.models import build_model  # pylint: disable=g-import-not-at-top
   from avjax.train import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from avjax.train import state as state_lib  # pylint: disable=g-import-not-at-top
@@ -98,16 +100,13 @@ def export(config: ml_collections.ConfigDict, workdir: str, export_dir: str,
                       ": train first (--mode=train)")
   ckpt = checkpoint_lib.Checkpointer(workdir)
   try:
-    step = step if step is not None else ckpt.latest_step()
-    if step is None:
-      raise ExportError(f"no checkpoint in {ckpt.directory}: train first (--mode=train)")
-    if step not in ckpt.manager.all_steps():
-      raise ExportError(f"no checkpoint at step {step} in {ckpt.directory}; "
-                        f"steps: {list(ckpt.manager.all_steps())}")
-    mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                         axis_types=(jax.sharding.AxisType.Auto,))
+    try:
+      step = ckpt.step_to_restore(step)
+    except ConfigError as err:
+      raise ExportError(str(err)) from None
     template = state_lib.create_train_state(
-        build_model(config.model), state_lib.make_optimizer(config.train), config, mesh)
+        build_model(config.model), state_lib.make_optimizer(config.train), config,
+        runtime.data_mesh())
     state = ckpt.restore(step, template)
   finally:
     ckpt.close()

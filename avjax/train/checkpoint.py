@@ -12,6 +12,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from avjax.errors import ConfigError
+
 
 class Checkpointer:
   """A CheckpointManager in WORKDIR/checkpoints holding {"state", "data"} per step."""
@@ -25,6 +27,17 @@ class Checkpointer:
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
+
+  def step_to_restore(self, requested: Optional[int] = None) -> int:
+    """`requested`, or the latest step when None; ConfigError (one line) when no such
+    checkpoint exists."""
+    step = requested if requested is not None else self.latest_step()
+    if step is None:
+      raise ConfigError(f"no checkpoint in {self.directory}: train first (--mode=train)")
+    if step not in self.manager.all_steps():
+      raise ConfigError(f"no checkpoint at step {step} in {self.directory}; "
+                        f"steps: {list(self.manager.all_steps())}")
+    return step
 
   def save(self, step: int, state: Any, data_iterator: Any) -> None:
     self.manager.save(step, args=ocp.args.Composite(

@@ -1,0 +1,21 @@
+"""Runtime facts every entry point shares: the device mesh and the on-disk compile cache."""
+
+import os
+
+import jax
+
+
+def data_mesh() -> jax.sharding.Mesh:
+  """One "data" axis over every device of every process (batches split, state replicated)."""
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def enable_compile_cache() -> None:
+  """Compiled programs cached on disk ($AVJAX_JAX_CACHE, default ~/.cache/avjax/jax), so a
+  second start of the same experiment skips XLA. A cache dir already set (JAX's own config or
+  environment) is kept."""
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", os.environ.get(
+        "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

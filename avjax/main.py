@@ -9,6 +9,7 @@ Any config field can be overridden with --config.SECTION.KEY=VALUE.
 import logging
 import os
 import sys
+from typing import NamedTuple
 
 from absl import app
 from absl import flags
@@ -31,26 +32,28 @@ flags.DEFINE_integer("process_id", None, "This process's index (with --distribut
 _OVERRIDE_PREFIX = "--config."
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+class Args(NamedTuple):
+  """The command line after absl: positional arguments and the --config.KEY=VALUE overrides."""
+  positional: list[str]
+  overrides: list[str]
+
+
+def parse_flags(argv: list[str]) -> Args:
   """absl parsing, with every --config.KEY=VALUE set aside for the config."""
-  global _OVERRIDES
-  _OVERRIDES = [a[len(_OVERRIDE_PREFIX):] for a in argv[1:] if a.startswith(_OVERRIDE_PREFIX)]
+  overrides = [a[len(_OVERRIDE_PREFIX):] for a in argv[1:] if a.startswith(_OVERRIDE_PREFIX)]
   rest = [a for a in argv if not a.startswith(_OVERRIDE_PREFIX)]
   try:
-    return FLAGS(rest)
+    return Args(FLAGS(rest), overrides)
   except flags.Error as err:
     sys.exit(f"avjax: {err}")
 
 
-_OVERRIDES: list[str] = []
-
-
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    sys.exit(f"avjax: unexpected arguments: {' '.join(argv[1:])}")
+def main(args: Args) -> None:
+  if len(args.positional) > 1:
+    sys.exit(f"avjax: unexpected arguments: {' '.join(args.positional[1:])}")
   if not FLAGS.experiment:
-    sys.exit("avjax: --experiment is required (experiments: l3, ave, avol; variants: "
-             "paper, demo, tiny), e.g. --experiment=avol:demo")
+    sys.exit("avjax: --experiment is required (NAME[:VARIANT], e.g. --experiment=avol:demo; "
+             "experiments: l3, ave, avol; variants: paper, demo, tiny)")
   if not FLAGS.workdir:
     sys.exit("avjax: --workdir is required: the folder for checkpoints and metrics")
 
@@ -63,19 +66,19 @@ def main(argv: list[str]) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   from avjax import config as config_lib  # pylint: disable=g-import-not-at-top
   from avjax import export as export_lib  # pylint: disable=g-import-not-at-top
+  from avjax import runtime  # pylint: disable=g-import-not-at-top
+  from avjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from avjax.train import evaluation as evaluation_lib  # pylint: disable=g-import-not-at-top
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
+  from avjax.visualise import eval_pictures  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
 
-  # Compiled steps are cached on disk: a second start of the same experiment skips XLA.
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir", os.environ.get(
-        "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  runtime.enable_compile_cache()
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   try:
-    config = config_lib.get_config(FLAGS.experiment, _OVERRIDES)
+    config = config_lib.get_config(FLAGS.experiment, args.overrides)
     if FLAGS.mode == "train":
       loop.train_and_evaluate(config, FLAGS.workdir)
     elif FLAGS.mode == "export":
@@ -84,9 +87,13 @@ def main(argv: list[str]) -> None:
       print(f"Exported to {export_dir} (embed with: python -m avjax.embed "
             f"--model={export_dir} FILE_OR_FOLDER...)")
     else:
-      loop.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.split)
-  except (config_lib.ConfigError, DataError, loop.TrainingDiverged,
-          export_lib.ExportError) as err:
+      evaluation = evaluation_lib.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint,
+                                                      FLAGS.split)
+      if config.eval.pictures:
+        report = eval_pictures.write_eval_pictures(config, evaluation, FLAGS.workdir)
+        if report:
+          print(f"Report (metrics, heat maps, retrieval, video): {report}")
+  except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError) as err:
     sys.exit(f"avjax: {err}")
 
 

@@ -21,14 +21,8 @@ from data_pipeline.clips import Clip, DataError, class_names
 _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
 
 
-def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
-                 rng: np.random.Generator | None,
-                 image_rng: np.random.Generator | None = None):
-  """Decodes one pair spec into (image uint8 [S,S,3], audio [F,T,1], Geometry).
-
-  rng None means evaluation: centre crop, no augmentation. image_rng, when given, draws the
-  image augmentation instead of rng (so that two examples can share one augmented frame).
-  """
+def decode_pair(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg):
+  """The RGB frame and the mono wave [audio_seconds x sample_rate] one pair spec names."""
   image_clip, audio_clip = clips[spec.image_clip], clips[spec.audio_clip]
   cache = clip_cache.for_config(data_cfg)
   if cache and cache.covers(image_clip.path, image_clip.duration):
@@ -42,11 +36,31 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
   else:
     wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
                              data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  return frame, wave
+
+
+def network_inputs(frame: np.ndarray, wave: np.ndarray, data_cfg,
+                   rng: np.random.Generator | None,
+                   image_rng: np.random.Generator | None = None):
+  """(image uint8 [S,S,3], audio [F,T,1], Geometry) of a decoded frame and wave.
+
+  rng None means evaluation: centre crop, no augmentation. image_rng, when given, draws the
+  image augmentation instead of rng (so that two examples can share one augmented frame).
+  """
   aug = rng is not None and data_cfg.augment
   image, geo = features.image_input(frame, data_cfg, (image_rng or rng) if aug else None)
   if aug:
     wave = features.apply_gain(wave, rng, data_cfg.gain)
   return image, features.spectrogram_from_config(wave, data_cfg), geo
+
+
+def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
+                 rng: np.random.Generator | None,
+                 image_rng: np.random.Generator | None = None):
+  """Decodes one pair spec into (image uint8 [S,S,3], audio [F,T,1], Geometry); see
+  `network_inputs` for rng and image_rng."""
+  frame, wave = decode_pair(clips, spec, data_cfg)
+  return network_inputs(frame, wave, data_cfg, rng, image_rng)
 
 
 def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: int,
@@ -199,7 +213,8 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
   sound (label 1) and another video's (label 0); "positives": the middle frame and its sound.
   Boxes are in network-image coordinates, -1 where unknown: target_box [4], distractor_boxes
   [D, 4], and the localisation ground truth gt_boxes [K, 4] with gt_consensus (see
-  clips.Clip; rows without gt_boxes carry their target box with consensus 1).
+  clips.Clip; rows without gt_boxes carry their target box with consensus 1). `wave` is the
+  decoded sound the spectrogram `audio` was made from (for the report's players).
   """
   if mode not in ("pairs", "positives"):
     raise DataError(f"eval mode must be 'pairs' or 'positives', got {mode!r}")
@@ -214,13 +229,16 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
       label, fi = spec.label, spec.frame_index
       valid = True
       try:
-        image, audio, geo = load_example(clips, spec, data_cfg, None)
+        frame, wave = decode_pair(clips, spec, data_cfg)
+        image, audio, geo = network_inputs(frame, wave, data_cfg, None)
       except Exception:  # pylint: disable=broad-except  # an unreadable clip counts as padding
         valid = False
         image, audio, geo = _blank(data_cfg)
+        wave = np.zeros(int(round(data_cfg.audio_seconds * data_cfg.sample_rate)), np.float32)
       target, distract = box_rows(clip, fi, geo, k)
       gt_boxes, gt_consensus = _ground_truth_rows(clip, target, geo, k_gt)
-      yield dict(image=image, audio=audio, label=np.int32(label),
+      yield dict(image=image, audio=audio, wave=np.asarray(wave, np.float32),
+                 label=np.int32(label),
                  class_id=np.int32(names.index(clip.label) if clip.label else -1),
                  clip_index=np.int32(i), target_box=target, distractor_boxes=distract,
                  gt_boxes=gt_boxes, gt_consensus=gt_consensus, valid=np.bool_(valid))

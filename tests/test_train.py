@@ -15,7 +15,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from avjax import config as config_lib
-from avjax.train import loop
+from avjax.train import evaluation, loop
+from avjax.visualise import eval_pictures
+from data_pipeline import pipeline
 
 EVAL_KEYS = ("avc_accuracy", "ndcg30/im-im", "ndcg30/aud-aud", "ndcg30/random",
              "probe/audio_accuracy", "probe/image_accuracy", "probe/chance")
@@ -43,12 +45,19 @@ def latest_step(workdir: str):
 
 
 @pytest.mark.parametrize("spec", ["l3:tiny", "ave:tiny"])
-def test_each_net_trains_and_evaluates(spec, tmp_path, embedded_dir):
+def test_each_net_trains_and_evaluates(spec, tmp_path, embedded_dir, monkeypatch):
   workdir = str(tmp_path / spec.replace(":", "_"))
   logged = loop.train_and_evaluate(_config(spec, "train.num_steps=2"), workdir)
   assert np.isfinite(logged["loss"]) and 0 <= logged["accuracy"] <= 1
   assert logged["clips_per_s"] > 0
-  results = loop.evaluate_checkpoint(_config(spec), workdir)
+  config = _config(spec)
+  evaluation_run = evaluation.evaluate_checkpoint(config, workdir)
+  # The pictures are drawn from what the evaluation collected: nothing is decoded again.
+  def no_decoding(*args, **kwargs):
+    raise AssertionError("the pictures decoded a clip again")
+  monkeypatch.setattr(pipeline, "decode_pair", no_decoding)
+  eval_pictures.write_eval_pictures(config, evaluation_run, workdir)
+  results = evaluation_run.results
   assert results["step"] == 2
   for key in EVAL_KEYS:
     assert key in results, key
@@ -203,5 +212,6 @@ def test_tiny_net_learns_correspondence_on_a_small_slice(tmp_path, embedded_dir)
                "train.negatives=batch", "train.checkpoint_every_steps=1000",
                "train.log_every_steps=50", "data.decode_cache_mb=64"]
   loop.train_and_evaluate(_config("avol:tiny", *overrides), workdir)
-  results = loop.evaluate_checkpoint(_config("avol:tiny", *overrides), workdir, split="train")
+  results = evaluation.evaluate_checkpoint(_config("avol:tiny", *overrides), workdir,
+                                           split="train").results
   assert results["avc_accuracy"] >= 0.75, results["avc_accuracy"]

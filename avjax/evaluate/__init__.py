@@ -6,8 +6,9 @@
 """
 
 from avjax.evaluate.config import default_eval_config
-from avjax.evaluate.runner import EVALUATORS, build_evaluators, run_evaluators
+from avjax.evaluate.common import collect
+from avjax.evaluate.runner import EVALUATORS, build_evaluators, evaluate_all, run_evaluators
 from avjax.evaluate.table import format_table
 
-__all__ = ["EVALUATORS", "build_evaluators", "default_eval_config", "format_table",
-           "run_evaluators"]
+__all__ = ["EVALUATORS", "build_evaluators", "collect", "default_eval_config", "evaluate_all",
+           "format_table", "run_evaluators"]

@@ -19,27 +19,38 @@ PredictFn = Callable[[Batch], dict]
 BatchesFactory = Callable[[], Iterable[Batch]]
 Value = Union[float, str]
 
-# Model inputs are dropped after prediction: only labels, boxes and outputs are kept.
-_INPUT_KEYS = ("image", "audio")
+# Model inputs (and the decoded sound) are dropped after prediction, but for the first
+# keep_inputs rows: only labels, boxes and outputs are kept for every row.
+INPUT_KEYS = ("image", "audio", "wave")
 
 
-def collect(batches: Iterable[Batch], predict_fn: PredictFn, desc: str = "eval") -> dict:
+def collect(batches: Iterable[Batch], predict_fn: PredictFn, desc: str = "eval",
+            keep_inputs: int = 0) -> dict:
   """Runs predict_fn over the batches; returns batch fields and outputs over valid rows.
 
   Keys: every batch key except the model inputs, plus every output key of predict_fn
-  (outputs override batch keys of the same name). Rows with valid=False are dropped.
+  (outputs override batch keys of the same name). Rows with valid=False are dropped. The
+  inputs of the first keep_inputs valid rows are kept too, under "inputs/image",
+  "inputs/audio" and "inputs/wave" (what pictures of those rows need, without decoding again).
   """
   parts: dict[str, list] = {}
+  kept = 0
   for batch in tqdm.tqdm(batches, desc=desc, leave=False, unit="batch"):
     outputs = predict_fn(batch)
     rows = len(next(iter(batch.values())))
     valid = np.asarray(batch.get("valid", np.ones(rows, bool)), bool)
-    merged = {k: v for k, v in batch.items() if k not in _INPUT_KEYS}
+    merged = {k: v for k, v in batch.items() if k not in INPUT_KEYS}
     merged.update(outputs)
     for key, value in merged.items():
       value = np.asarray(value)
       if value.ndim and len(value) == rows:
         parts.setdefault(key, []).append(value[valid])
+    if kept < keep_inputs:
+      take = np.flatnonzero(valid)[:keep_inputs - kept]
+      for key in INPUT_KEYS:
+        if key in batch:
+          parts.setdefault(f"inputs/{key}", []).append(np.asarray(batch[key])[take])
+      kept += len(take)
   return {k: np.concatenate(v) for k, v in parts.items()}
 
 

@@ -55,19 +55,29 @@ def build_evaluators(eval_cfg: ml_collections.ConfigDict,
   return out
 
 
-def run_evaluators(evaluators: Sequence[Evaluator], predict_fn: PredictFn) -> dict[str, Value]:
+def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
+                 keep_inputs: int = 0) -> tuple[dict[str, Value], dict[str, dict]]:
   """Runs every evaluator; evaluators of the same mode share one pass of the model.
 
   The shared pass is the first evaluator's batches of that mode (all come from the same
   make_batches(mode)); its outputs are kept in memory (labels, boxes, features, maps: no
-  images or audio) and handed to each evaluator's `evaluate`.
+  images or audio but for the first keep_inputs rows) and handed to each evaluator's
+  `evaluate`. Returns (results, collected by mode).
   """
   results: dict[str, Value] = {}
   by_mode: dict[str, list[Evaluator]] = {}
   for ev in evaluators:
     by_mode.setdefault(ev.mode, []).append(ev)
+  collected_by_mode = {}
   for mode, group in by_mode.items():
-    collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}")
+    collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}",
+                        keep_inputs=keep_inputs)
     for ev in group:
       results.update(ev.evaluate(collected))
-  return results
+    collected_by_mode[mode] = collected
+  return results, collected_by_mode
+
+
+def run_evaluators(evaluators: Sequence[Evaluator], predict_fn: PredictFn) -> dict[str, Value]:
+  """The results of `evaluate_all` (one model pass per mode)."""
+  return evaluate_all(evaluators, predict_fn)[0]

@@ -1,11 +1,13 @@
-"""The pictures and the HTML report of `--mode=eval`, from the evaluated net and the test clips.
+"""The pictures and the HTML report of `--mode=eval`, drawn from what the evaluation collected.
 
-    report_path = write_eval_pictures(config, clips, classes, predict_fn, workdir, results)
+    evaluation = avjax.train.evaluation.evaluate_checkpoint(config, workdir)
+    report_path = write_eval_pictures(config, evaluation, workdir)
 
 Writes into WORKDIR/eval/: training_curves.png, heatmaps.png and matched_mismatched.png
 (AVOL-Net), retrieval_<direction>.png, localisation.mp4 (AVOL-Net) and report.html. The
-gallery is the eval "positives" rows (one centred frame + its own sound per clip, the same
-rows the metrics use), capped at eval.picture_items.
+gallery is the evaluation's "positives" rows (one centred frame + its own sound per clip, the
+rows the metrics used, with their inputs kept for the first eval.picture_items): the split is
+not decoded again. Only the localisation video decodes more (every frame of one clip).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import tqdm
 
 from avjax.evaluate import knn, metrics
+from avjax.evaluate.common import collect
 from avjax.visualise import drawing, figures, report as report_lib, video
 from data_pipeline import decode, pairs, pipeline
 from data_pipeline.clips import Clip
@@ -41,6 +44,7 @@ class Gallery:
   target_box: np.ndarray    # [N, 4]
   distractor_boxes: np.ndarray  # [N, K, 4]
   outputs: dict             # the net's outputs per row (loc_map, embeddings, features)
+  waves: np.ndarray         # float32 [N, n]: the sound each spectrogram was made from
 
 
 def predict_rows(predict_fn: Callable, images: np.ndarray, specs: np.ndarray,
@@ -59,21 +63,22 @@ def predict_rows(predict_fn: Callable, images: np.ndarray, specs: np.ndarray,
   return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
-def build_gallery(data_cfg, clips: Sequence[Clip], predict_fn: Callable, batch_size: int,
-                  seed: int, max_items: int) -> Optional[Gallery]:
-  """The first max_items readable positives rows with the net's outputs; None if none is."""
-  rows = []
-  for row in pipeline.eval_rows(data_cfg, clips, seed=seed, mode="positives"):
-    if row["valid"]:
-      rows.append(row)
-    if len(rows) >= max_items:
-      break
-  if not rows:
+# What the evaluators collect per row that is not an output of the net.
+_ROW_KEYS = ("clip_index", "class_id", "target_box", "distractor_boxes", "label", "valid",
+             "gt_boxes", "gt_consensus")
+
+
+def gallery_from_collected(collected: dict) -> Optional[Gallery]:
+  """The rows of a "positives" collection whose inputs were kept; None if there are none."""
+  if not len(collected.get("inputs/image", ())):
     return None
-  stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-  outputs = predict_rows(predict_fn, stack["image"], stack["audio"], batch_size)
-  return Gallery(stack["image"], stack["audio"], stack["clip_index"], stack["class_id"],
-                 stack["target_box"], stack["distractor_boxes"], outputs)
+  n = len(collected["inputs/image"])
+  outputs = {k: v[:n] for k, v in collected.items()
+             if not k.startswith("inputs/") and k not in _ROW_KEYS}
+  return Gallery(collected["inputs/image"], collected["inputs/audio"],
+                 collected["clip_index"][:n], collected["class_id"][:n],
+                 collected["target_box"][:n], collected["distractor_boxes"][:n], outputs,
+                 collected["inputs/wave"])
 
 
 def _with_boxes(g: Gallery) -> np.ndarray:
@@ -193,13 +198,6 @@ def _picture(g: Gallery, i: int, side: str) -> np.ndarray:
   return figures.spectrogram_picture(g.specs[i], PICTURE_SIZE)
 
 
-def clip_sound(data_cfg, clip: Clip) -> np.ndarray:
-  """The 1 s the net heard for a clip in evaluation (centred on the middle grid time)."""
-  t = pairs.middle_grid_time(clip, data_cfg.audio_seconds)
-  return decode.read_audio(clip.audio_path, t, data_cfg.audio_seconds, data_cfg.sample_rate,
-                           timeout_s=data_cfg.per_file_timeout_s)
-
-
 def localisation_video(path: str, data_cfg, clips: Sequence[Clip], clip_index: int,
                        predict_fn: Callable, batch_size: int, write: bool = True
                        ) -> Optional[str]:
@@ -231,20 +229,26 @@ def localisation_video(path: str, data_cfg, clips: Sequence[Clip], clip_index: i
   return video.write_video(path, frames, clip.fps, sound, data_cfg.sample_rate)
 
 
-def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
-                        predict_fn: Callable, workdir: str, results: dict) -> Optional[str]:
-  """Writes the pictures and report.html into workdir/eval; returns the report's path.
+def write_eval_pictures(config, evaluation, workdir: str) -> Optional[str]:
+  """Writes the pictures and report.html of an `evaluation.Evaluation` into workdir/eval;
+  returns the report's path.
 
   Every process runs the net (predict_fn gathers across processes); process 0 writes.
   """
   ev, data_cfg = config.eval, config.data
+  clips, classes, predict_fn = evaluation.clips, evaluation.classes, evaluation.predict_fn
+  results = evaluation.results
   out_dir = os.path.join(workdir, "eval")
   write = jax.process_index() == 0
   if write:  # a previous evaluation's pictures must not pass for this one's
     for name in OUTPUTS:
       if os.path.exists(os.path.join(out_dir, name)):
         os.remove(os.path.join(out_dir, name))
-  g = build_gallery(data_cfg, clips, predict_fn, ev.batch_size, ev.seed, ev.picture_items)
+  positives = evaluation.collected.get("positives")
+  if positives is None:  # no evaluator read the positives: collect them for the pictures
+    positives = collect(evaluation.make_batches("positives"), predict_fn, desc="pictures",
+                        keep_inputs=ev.picture_items)
+  g = gallery_from_collected(positives)
   if g is None:
     print("No pictures: no clip of the split could be read.")
     return None
@@ -299,12 +303,10 @@ def write_eval_pictures(config, clips: Sequence[Clip], classes: Sequence[str],
         sounds = []
         for q, top in picks:
           if name == "aud-aud":
-            sounds.append((f"query: {_name(classes, g.class_id[q])}",
-                           clip_sound(data_cfg, clips[g.clip_index[q]])))
+            sounds.append((f"query: {_name(classes, g.class_id[q])}", g.waves[q]))
           for rank, j in enumerate(top, 1):
             sounds.append((f"{name} result {rank} for the {_name(classes, g.class_id[q])} "
-                           f"query: {_name(classes, g.class_id[j])}",
-                           clip_sound(data_cfg, clips[g.clip_index[j]])))
+                           f"query: {_name(classes, g.class_id[j])}", g.waves[j]))
         rep.sounds(sounds, data_cfg.sample_rate)
     return rep.write(os.path.join(out_dir, "report.html"))
   return None

@@ -1,0 +1,85 @@
+"""Scoring a checkpoint: restore it, run the configured evaluators on a split, write metrics.json.
+
+    evaluation = evaluate_checkpoint(config, workdir, step=None, split="test")
+    evaluation.results      # {"step": 2400, "split": "test", "avc_accuracy": 0.93, ...}
+    evaluation.collected    # the evaluators' arrays per batch mode (visualise draws from them)
+
+The same `split_evaluators` serve the validation runs inside training.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional, Sequence
+
+import jax
+import ml_collections
+
+from avjax import evaluate
+from avjax.errors import ConfigError
+from avjax.train import checkpoint as checkpoint_lib
+from avjax.train.setup import make_predict_fn, setup
+from data_pipeline import index, pipeline
+from data_pipeline.clips import Clip
+
+
+@dataclasses.dataclass
+class Evaluation:
+  """A checkpoint's scores on one split, with what the pictures need to draw them."""
+  results: dict               # metrics and notes, plus "step" and "split"
+  collected: dict             # batch mode -> the evaluators' arrays (evaluate.collect)
+  predict_fn: Callable        # the restored net, batch -> numpy outputs
+  make_batches: Callable      # mode -> fresh eval batches of the split
+  clips: Sequence[Clip]       # the split's clips, indexed by clip_index
+  classes: Sequence[str]      # class names, indexed by class_id
+
+
+def split_batches(config: ml_collections.ConfigDict, clips: Sequence[Clip]) -> Callable:
+  """make_batches(mode) -> the split's fixed, seeded eval batches of that mode."""
+
+  def make_batches(mode: str):
+    return pipeline.eval_batches(config.data, clips, batch_size=config.eval.batch_size,
+                                 seed=config.eval.seed, mode=mode,
+                                 frames_per_clip=config.eval.avc_frames_per_clip)
+
+  return make_batches
+
+
+def split_evaluators(config: ml_collections.ConfigDict, dataset: index.Dataset,
+                     split: str) -> list:
+  """The config's evaluators on one split of the dataset (fixed, seeded eval batches)."""
+  clips = dataset.split(split)
+  if not clips:
+    raise ConfigError(f"the dataset has no '{split}' clips to evaluate on")
+  return evaluate.build_evaluators(config.eval, split_batches(config, clips), clips,
+                                   dataset.classes, ontology=dataset.ontology)
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        checkpoint_step: Optional[int] = None,
+                        split: str = "test") -> Evaluation:
+  """Scores a checkpoint of workdir (default: the latest) on `split`; writes
+  workdir/eval/metrics.json and prints the table (process 0)."""
+  s = setup(config)
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  try:
+    step = ckpt.step_to_restore(checkpoint_step)
+    state = ckpt.restore(step, s.state)
+  finally:
+    ckpt.close()
+  evaluators = split_evaluators(config, s.dataset, split)
+  predict_fn = make_predict_fn(s, state)
+  # The first rows keep their inputs, for the pictures drawn from them afterwards.
+  keep = config.eval.picture_items if config.eval.pictures else 0
+  results, collected = evaluate.evaluate_all(evaluators, predict_fn, keep_inputs=keep)
+  results = {"step": int(step), "split": split, **results}
+  out_dir = os.path.join(workdir, "eval")
+  if jax.process_index() == 0:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+      json.dump(results, f, indent=2, default=float)
+    print(evaluate.format_table(results))
+    print(f"Metrics written to {os.path.join(out_dir, 'metrics.json')}")
+  clips = s.dataset.split(split)
+  return Evaluation(results, collected, predict_fn, split_batches(config, clips), clips,
+                    s.dataset.classes)

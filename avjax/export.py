@@ -168,10 +168,10 @@ def _restore_variables(export_dir: str, model: nets.AVNet, prep: dict) -> dict:
 
 
 def _frame_outputs(module: nets.AVNet, image, audio):
-  """(image embedding, AVOL map in [0, 1]) for frames and their audio windows."""
+  """(image embedding, map in [0, 1] or None) for frames and their audio windows."""
   vision = module.vision_tower(nets.normalise_image(image), False)
   embedding = module.head_module.embed_image(vision)
-  if module.head != "avol":
+  if not nets.localises(module.head):
     return embedding, None
   sound = module.audio_tower(audio, False)
   scores = module.head_module.localise(module.head_module.vision_vectors(vision),
@@ -279,7 +279,7 @@ class Exported:
 
   def localise(self, image, audio) -> np.ndarray:
     """AVOL-Net's map [B, h, w] in [0, 1] of where in each image its sound comes from."""
-    if self.head != "avol":
+    if not nets.localises(self.head):
       raise ExportError(f"localise needs an AVOL-Net export; {self.export_dir} holds a "
                         f"{self.head} net")
     images, specs = self.images(image), self.spectrograms(audio)

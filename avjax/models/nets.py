@@ -17,6 +17,11 @@ from avjax.models import heads as heads_lib
 from avjax.models import towers
 
 HEADS = {"l3": heads_lib.L3Head, "ave": heads_lib.AVEHead, "avol": heads_lib.AVOLHead}
+
+
+def localises(head: str) -> bool:
+  """Whether the head gives a map of where the sound is (it has `localise`: AVOL-Net)."""
+  return hasattr(HEADS[head], "localise")
 DTYPES = ("auto", "float32", "bfloat16")
 
 # ImageNet-style statistics of uint8 RGB; fixed so an exported net needs nothing else.

@@ -5,7 +5,7 @@
 #                            (metrics, pictures, report.html) and export it
 #   ./run.sh test [ARGS]     the test suite (pytest ARGS)
 #   ./run.sh train ARGS      python -m avjax.main ARGS
-#   ./run.sh bench [ARGS]    python -m avjax.bench ARGS
+#   ./run.sh bench [ARGS]    python -m benchmarks ARGS (the step benchmark)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${AVJAX_VENV:-.venv}"
@@ -66,7 +66,7 @@ case "$cmd" in
     ;;
   bench)
     ensure_env
-    "$PY" -m avjax.bench "$@"
+    "$PY" -m benchmarks "$@"
     ;;
   *)
     echo "usage: ./run.sh demo|test|train|bench [ARGS...]" >&2

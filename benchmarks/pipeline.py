@@ -1,6 +1,6 @@
 """Throughput of the train pipeline: clips/s per worker count and size, and per-stage times.
 
-Usage: python -m data_pipeline.bench [--json_out FILE] [--batches N]
+Usage: python -m benchmarks.pipeline [--json_out FILE] [--batches N]
 Runs on the embedded dataset when it can be built, else on small generated clips.
 """
 

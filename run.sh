@@ -5,7 +5,9 @@
 #                            (metrics, pictures, report.html) and export it
 #   ./run.sh test [ARGS]     the test suite (pytest ARGS)
 #   ./run.sh train ARGS      python -m avjax.main ARGS
-#   ./run.sh bench [ARGS]    python -m avjax.bench ARGS
+#   ./run.sh bench [ARGS]    python -m benchmarks ARGS (the step benchmark)
+# Each first builds the embedded dataset when it is not built yet (python -m embedded_dataset,
+# into $AVJAX_DATA or ~/.cache/avjax); train skips that when ARGS set --config.data.root.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${AVJAX_VENV:-.venv}"
@@ -45,11 +47,25 @@ ensure_chromium() {
   fi
 }
 
+# The embedded dataset, built once where the run will look for it (data.cache_dir when ARGS
+# set it); nothing to do when ARGS give a data root. Silent when it is already built.
+ensure_embedded() {
+  local arg where=()
+  for arg in "$@"; do
+    case "$arg" in
+      --config.data.root=?*|--config.data.root) return ;;
+      --config.data.cache_dir=?*) where=(--cache-dir "${arg#*=}") ;;
+    esac
+  done
+  "$PY" -m embedded_dataset --if-missing ${where[@]+"${where[@]}"}
+}
+
 cmd="${1:-help}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   demo)
     ensure_env
+    ensure_embedded "$@"
     workdir="${AVJAX_WORKDIR:-workdirs/avol_demo}"
     "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" "$@"
     "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=eval "$@"
@@ -58,15 +74,18 @@ case "$cmd" in
   test)
     ensure_env
     ensure_chromium
+    ensure_embedded
     "$PY" -m pytest "$@"
     ;;
   train)
     ensure_env
+    ensure_embedded "$@"
     "$PY" -m avjax.main "$@"
     ;;
   bench)
     ensure_env
-    "$PY" -m avjax.bench "$@"
+    ensure_embedded
+    "$PY" -m benchmarks "$@"
     ;;
   *)
     echo "usage: ./run.sh demo|test|train|bench [ARGS...]" >&2

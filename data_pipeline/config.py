@@ -6,7 +6,7 @@ import ml_collections
 def default_data_config() -> ml_collections.ConfigDict:
   """The paper-size data settings (Objects that Sound: 224^2 frames, 257x200 spectrograms)."""
   return ml_collections.ConfigDict(dict(
-      root="",              # "" -> the embedded dataset (built on first use)
+      root="",              # "" -> the embedded dataset (python -m embedded_dataset)
       format="",            # "" -> detected from the files under root
       cache_dir="",         # "" -> $AVJAX_DATA or ~/.cache/avjax
       max_clips=0,          # 0 -> all clips; small variants cap the train split

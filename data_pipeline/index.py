@@ -1,7 +1,7 @@
 """Turns a dataset on disk into a clip table: read the metadata, probe every file, keep what works.
 
 `load_dataset(data_cfg)` picks the format reader (data_cfg.format, or detected from the files
-under data_cfg.root; root "" is the embedded dataset, built on first use), probes every media
+under data_cfg.root; root "" is the embedded dataset, which must be built), probes every media
 file in parallel worker processes (results cached, so a second run probes nothing unchanged),
 skips what cannot be used with a reason per file (a count per reason on the console, the full
 list in a log file next to the cache), assigns splits and applies data_cfg.max_clips.
@@ -23,6 +23,7 @@ from data_pipeline.clips import DataError
 from data_pipeline.clips import class_names
 from data_pipeline import formats
 from data_pipeline.formats import common
+from data_pipeline.formats import embedded
 
 MIN_SECONDS = probe.MIN_SECONDS
 VAL_FRACTION = 0.1
@@ -66,12 +67,23 @@ def _hash01(text: str) -> float:
   return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16) / 2**32
 
 
+def _embedded_root(data_cfg) -> str:
+  """The embedded dataset's folder, for root "": in data_cfg.cache_dir when set, else in
+  $AVJAX_DATA or ~/.cache/avjax. It is built by its builder beforehand, never here."""
+  cache = data_cfg.get("cache_dir", "")
+  out_dir = os.path.join(cache, embedded.dir_name()) if cache else embedded.default_dir()
+  out_dir = os.path.abspath(os.path.expanduser(out_dir))
+  if not embedded.is_built(out_dir):
+    default = out_dir == os.path.abspath(embedded.default_dir())
+    how = ("`./run.sh demo` or `python -m embedded_dataset`" if default
+           else f"`python -m embedded_dataset --out {out_dir}`")
+    raise DataError(f"the embedded dataset (data.root \"\") is not built in {out_dir}; "
+                    f"build it with {how} from the repository root")
+  return out_dir
+
+
 def _resolve_root(data_cfg) -> str:
-  root = data_cfg.get("root", "")
-  if not root:
-    from data_pipeline import embedded  # pylint: disable=g-import-not-at-top
-    out_dir = os.path.join(data_cfg.cache_dir, embedded.dir_name()) if data_cfg.get("cache_dir") else None
-    root = embedded.ensure_embedded(out_dir)
+  root = data_cfg.get("root", "") or _embedded_root(data_cfg)
   root = os.path.abspath(os.path.expanduser(root))
   if not os.path.exists(root):
     parent = os.path.dirname(root)

@@ -18,5 +18,5 @@ flags.FLAGS.mark_as_parsed()
 @pytest.fixture(scope="session")
 def embedded_dir() -> str:
   """The embedded real-media dataset, built once and cached ($AVJAX_DATA or ~/.cache/avjax)."""
-  from data_pipeline import embedded  # pylint: disable=g-import-not-at-top
-  return embedded.ensure_embedded()
+  from embedded_dataset import build  # pylint: disable=g-import-not-at-top
+  return build.ensure_embedded()

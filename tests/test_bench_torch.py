@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+# The benchmarks are not installed: they run from the repository root.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTE = "PyTorch not installed (pip install -e '.[torch]'): no baseline"
 ROW_KEYS = ("train_clips_per_s", "train_step_s", "gflop_per_clip", "achieved_gflops", "mfu",
             "compile_s", "eval_clips_per_s", "peak_rss_mib", "pipeline_clips_per_s", "params",
@@ -27,9 +29,9 @@ def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, d
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   out = tmp_path / f"bench{devices}.json"
   proc = subprocess.run(
-      [sys.executable, "-m", "avjax.bench", "--experiments=avol", "--variants=tiny",
+      [sys.executable, "-m", "benchmarks", "--experiments=avol", "--variants=tiny",
        "--steps=1", "--pipeline_batches=1", torch_flag, f"--json_out={out}", *extra],
-      capture_output=True, text=True, check=False, env=env, timeout=300)
+      capture_output=True, text=True, check=False, env=env, timeout=300, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-2000:]
   with open(out) as f:
     result = json.load(f)

@@ -138,8 +138,9 @@ def test_row_folded_gradient_under_batch_sharding():
 @pytest.mark.parametrize("spec", ["l3:paper", "avol:paper", "avol:demo"])
 def test_benchmark_layer_list_follows_the_towers(spec):
   """The benchmark's per-layer shapes end where the real towers' maps end."""
-  from avjax import bench_layers, config as config_lib
+  from avjax import config as config_lib
   from avjax.models import towers
+  from benchmarks import layers as bench_layers
   config = config_lib.get_config(spec)
   layers = bench_layers.conv_layers(config, batch=2)
   data, model = config.data, config.model

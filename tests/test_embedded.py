@@ -7,8 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from data_pipeline import embedded
 from data_pipeline.clips import DataError
+from embedded_dataset import build as embedded
 
 _SMALL = {"train": 2, "val": 1, "test": 1}
 

@@ -1,16 +1,17 @@
 """load_dataset: formats end to end, splits, max_clips, the probe cache and user errors."""
 
+import ast
 import os
-import sys
-import types
 
 import pytest
 
 import media_factory as mf
-from data_pipeline import embedded, index
+from data_pipeline import index
 from data_pipeline.clips import Clip
 from data_pipeline.clips import DataError
 from data_pipeline.config import default_data_config
+from data_pipeline.formats import embedded
+from embedded_dataset import build as builder
 
 
 def _cfg(root, cache, **kw):
@@ -102,24 +103,50 @@ def test_embedded_boxes_kept(tmp_path):
   assert [len(ds.split(s)) for s in ("train", "val", "test")] == [2, 1, 1]
 
 
-def test_empty_root_uses_embedded(tmp_path, monkeypatch):
-  built = mf.make_embedded_dataset(str(tmp_path / "built"))
-  calls = []
-
-  def fake_ensure(out_dir=None, seed=0):
-    calls.append(out_dir)
-    return built
-
-  try:
-    from data_pipeline import embedded  # pylint: disable=g-import-not-at-top
-    monkeypatch.setattr(embedded, "ensure_embedded", fake_ensure)
-  except ImportError:
-    fake = types.SimpleNamespace(ensure_embedded=fake_ensure)
-    monkeypatch.setitem(sys.modules, "data_pipeline.embedded", fake)
-    monkeypatch.setattr(sys.modules["data_pipeline"], "embedded", fake, raising=False)
+def test_empty_root_uses_the_built_embedded_dataset(tmp_path, monkeypatch):
+  # In data.cache_dir when set, else in $AVJAX_DATA; the builder's default is the same folder.
+  in_cache = mf.make_embedded_dataset(str(tmp_path / "cache" / embedded.dir_name()))
   ds = index.load_dataset(_cfg("", tmp_path / "cache"), progress=False)
-  assert calls == [str(tmp_path / "cache" / embedded.dir_name())]
-  assert ds.format == "embedded" and len(ds.clips) == 4
+  assert ds.format == "embedded" and ds.root == in_cache and len(ds.clips) == 4
+  monkeypatch.setenv("AVJAX_DATA", str(tmp_path / "data"))
+  in_data = mf.make_embedded_dataset(str(tmp_path / "data" / embedded.dir_name()))
+  assert index.load_dataset(_cfg("", ""), progress=False).root == in_data
+  monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt a built dataset"))
+  assert builder.ensure_embedded() == in_data
+
+
+def test_empty_root_not_built_is_one_line_naming_the_build(tmp_path, monkeypatch):
+  monkeypatch.setenv("AVJAX_DATA", str(tmp_path / "data"))
+  (tmp_path / "cache").mkdir()
+  with pytest.raises(DataError) as e:
+    index.load_dataset(_cfg("", tmp_path / "cache"), progress=False)
+  expected = tmp_path / "cache" / embedded.dir_name()
+  message = str(e.value)
+  assert "\n" not in message and "not built" in message
+  assert f"python -m embedded_dataset --out {expected}" in message
+  with pytest.raises(DataError) as e:  # the default folder, the one ./run.sh builds
+    index.load_dataset(_cfg("", ""), progress=False)
+  message = str(e.value)
+  assert "\n" not in message and str(tmp_path / "data" / embedded.dir_name()) in message
+  assert "`./run.sh demo` or `python -m embedded_dataset`" in message
+  # Nothing was built or started.
+  assert os.listdir(tmp_path / "cache") == [] and not (tmp_path / "data").exists()
+
+
+def test_library_never_imports_the_builder_or_the_benchmarks():
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  outside = ("embedded_dataset", "benchmarks")
+  for package in ("avjax", "data_pipeline"):
+    for folder, _, files in os.walk(os.path.join(repo, package)):
+      for name in (f for f in files if f.endswith(".py")):
+        path = os.path.join(folder, name)
+        with open(path) as f:
+          tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+          modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+          for module in modules:
+            assert module.split(".")[0] not in outside, f"{path} imports {module}"
 
 
 def test_user_errors(tmp_path):

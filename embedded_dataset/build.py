@@ -11,18 +11,17 @@ real photos and their mirror images, recording variants the real recordings and 
 phrases at three playback rates - are shuffled with the seed; one pair is held out for test,
 one for val, the rest are train. No clip and no pair is shared between splits.
 
-CLI: python -m data_pipeline.embedded --out DIR [--seed S]
+CLI: python -m embedded_dataset [--out DIR] [--seed S] (from the repository root). The folder's
+name and what marks a finished build are the reader's (data_pipeline.formats.embedded).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 from typing import Optional
 
@@ -31,30 +30,15 @@ import cv2
 import numpy as np
 import tqdm
 
-from data_pipeline import embedded_sources as src
 from data_pipeline.clips import DataError
+from data_pipeline.formats import embedded as layout
+from embedded_dataset import sources as src
 
 SIZE, FPS, SECONDS = 256, 8, 3.0
 AREA_RANGE = (0.15, 0.35)  # box area as a fraction of the frame (before the region cap)
 _RATES = (0.92, 1.0, 1.08)
 _SPLIT_CLIPS = {"train": 40, "val": 2, "test": 2}  # many train clips: fewer let the nets memorise
 _MEDIA: dict = {}  # filled before the worker pool forks
-
-
-# Bumped whenever the clips change, so that a cached older build is not reused.
-VERSION = 3
-
-
-def dir_name() -> str:
-  return f"embedded-v{VERSION}"
-
-
-def default_dir() -> str:
-  return os.path.join(_cache_dir(), dir_name())
-
-
-def _cache_dir() -> str:
-  return os.environ.get("AVJAX_DATA") or os.path.expanduser("~/.cache/avjax")
 
 
 def _cutout(path: str) -> np.ndarray:
@@ -245,7 +229,7 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
   """
   start = time.time()
   out_dir = os.path.abspath(out_dir)
-  root = src.fetch_sources(_cache_dir())
+  root = src.fetch_sources(layout.cache_root())
   labels = list(src.CLASSES)[:classes] if classes else list(src.CLASSES)
   if len(labels) < 2:
     raise DataError("the embedded dataset needs at least 2 classes (one target, one distractor)")
@@ -271,7 +255,7 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
     with ctx.Pool(workers or min(len(jobs), os.cpu_count() or 1)) as pool:
       rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs), total=len(jobs), disable=quiet,
                             desc="embedded clips", unit="clip"))
-    with open(os.path.join(tmp, "labels.jsonl"), "w") as f:
+    with open(os.path.join(tmp, layout.LABELS), "w") as f:
       for row in rows:
         f.write(json.dumps(row) + "\n")
     with open(os.path.join(tmp, "NOTICE"), "w") as f:
@@ -287,34 +271,12 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
 
 
 def ensure_embedded(out_dir: Optional[str] = None, seed: int = 0) -> str:
-  """Returns the embedded dataset dir, building it first when `labels.jsonl` is missing."""
-  out_dir = out_dir or default_dir()
-  if os.path.exists(os.path.join(out_dir, "labels.jsonl")):
+  """Returns the embedded dataset dir (default: the reader's `default_dir()`), building it
+  first when it holds no finished build."""
+  out_dir = out_dir or layout.default_dir()
+  if layout.is_built(out_dir):
     return out_dir
   with src.file_lock(os.path.abspath(out_dir) + ".lock"):
-    if not os.path.exists(os.path.join(out_dir, "labels.jsonl")):  # built while we waited?
+    if not layout.is_built(out_dir):  # built while we waited?
       build(out_dir, seed)
   return out_dir
-
-
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=None, help="output dir (default: %s)" % default_dir())
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args(argv)
-  try:
-    out = args.out or default_dir()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    s = build(out, args.seed)
-  except DataError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  print(f"built {s['clips']} clips in {s['seconds']:.1f} s into {s['dir']}")
-  print("per split: " + ", ".join(f"{k} {v}" for k, v in s["per_split"].items()))
-  for label, c in s["per_class"].items():
-    print(f"  {label:16s} " + " ".join(f"{k} {v}" for k, v in c.items()))
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -68,7 +68,7 @@ CLASSES = {
 NOTICE = """\
 avjax embedded dataset: sources and licences
 =============================================
-This folder was built on this machine by `python -m data_pipeline.embedded` from media that
+This folder was built on this machine by `python -m embedded_dataset` from media that
 install from Debian and PyPI. It is not redistributed with avjax; if you share it, the
 licences below apply to the media inside the clips.
 

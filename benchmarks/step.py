@@ -1,7 +1,7 @@
 """Benchmark: train-step and eval throughput, FLOP/s and MFU, compile time, memory, and the
 input pipeline's rate, for each experiment at the sizes asked for.
 
-  python -m avjax.bench [--experiments=l3,ave,avol] [--variants=paper,demo] [--steps=5]
+  python -m benchmarks [--experiments=l3,ave,avol] [--variants=paper,demo] [--steps=5]
       [--json_out=bench.json]
 
 Step timings use fixed synthetic batches already on the device (the model alone); the input
@@ -10,12 +10,12 @@ pipeline is timed separately on the embedded dataset with the experiment's data 
 same cores one after the other (step time / (step time + batch time)). MFU is achieved FLOP/s
 (XLA's cost analysis of the compiled step) over this machine's measured f32 matmul rate.
 `--towers` (on by default) also times each tower alone, forward and forward+backward, to show
-where a step's time goes; `--layers` goes down to each convolution (avjax/bench_layers.py).
+where a step's time goes; `--layers` goes down to each convolution (benchmarks/layers.py).
 
 When PyTorch is installed (`pip install -e '.[torch]'`; `--torch=false` skips it), the same
-net and train step in PyTorch (avjax/bench_torch.py: channels-last, eager, one thread per core,
-the same parameter count) are timed on the same batch, and `ratio_vs_torch` is avjax's train
-clips/s over PyTorch's.
+net and train step in PyTorch (benchmarks/torch_nets.py: channels-last, eager, one thread per
+core, the same parameter count) are timed on the same batch, and `ratio_vs_torch` is avjax's
+train clips/s over PyTorch's.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from avjax import bench_layers
 from avjax import config as config_lib
+from benchmarks import layers
 
 _EXPERIMENTS = flags.DEFINE_list("experiments", ["l3", "ave", "avol"], "Experiments to time.")
 _VARIANTS = flags.DEFINE_list("variants", ["paper", "demo"], "Variants to time.")
@@ -108,8 +108,8 @@ def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
 
-  infer_s = bench_layers.median_seconds(s.infer, state, device_batch["image"],
-                                        device_batch["audio"], repeats=steps)
+  infer_s = layers.median_seconds(s.infer, state, device_batch["image"], device_batch["audio"],
+                                  repeats=steps)
 
   achieved = flops_per_step / step_s if flops_per_step else 0.0
   return {
@@ -143,7 +143,7 @@ def bench_towers(config, batch: int, steps: int) -> dict:
 
     params = variables["params"]
     for key, fn in (("forward", jax.jit(loss)), ("forward_backward", jax.jit(jax.grad(loss)))):
-      out[f"{side}_{key}_ms"] = 1e3 * bench_layers.median_seconds(fn, params, x, repeats=steps)
+      out[f"{side}_{key}_ms"] = 1e3 * layers.median_seconds(fn, params, x, repeats=steps)
   return out
 
 
@@ -164,7 +164,7 @@ def bench_pipeline(config, s, batches: int) -> float:
 
 
 def torch_baseline():
-  """avjax.bench_torch, or None when --torch=false or PyTorch is not installed (with a note)."""
+  """benchmarks.torch_nets, or None when --torch=false or PyTorch is not installed (with a note)."""
   if not _TORCH.value:
     return None
   try:
@@ -172,8 +172,8 @@ def torch_baseline():
   except ImportError:
     print("PyTorch not installed (pip install -e '.[torch]'): no baseline")
     return None
-  from avjax import bench_torch  # pylint: disable=g-import-not-at-top
-  return bench_torch
+  from benchmarks import torch_nets  # pylint: disable=g-import-not-at-top
+  return torch_nets
 
 
 def main(argv) -> None:
@@ -203,8 +203,8 @@ def main(argv) -> None:
                    f" / {row['audio_forward_backward_ms']:.1f}")
       if _LAYERS.value:
         print(f"{spec} convolutions, batch {row['batch_size']}:")
-        row["layers"] = bench_layers.profile(config, row["batch_size"], _STEPS.value,
-                                             with_torch=baseline is not None)
+        row["layers"] = layers.profile(config, row["batch_size"], _STEPS.value,
+                                       with_torch=baseline is not None)
       pipe = bench_pipeline(config, s, _PIPELINE_BATCHES.value)
       batch_s = row["batch_size"] / pipe
       row.update(pipeline_clips_per_s=pipe,

@@ -2,7 +2,7 @@
 gradient and kernel gradient, timed alone in avjax (`avjax.models.conv`, as the towers run it)
 and, when PyTorch is installed, with PyTorch's channels-last kernels on the same shapes.
 
-Used by `python -m avjax.bench --layers`; `conv_layers` lists the shapes.
+Used by `python -m benchmarks --layers`; `conv_layers` lists the shapes.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def time_avjax(layer: ConvLayer, repeats: int) -> dict:
 def time_torch(layer: ConvLayer, repeats: int) -> dict:
   """The same three timings with PyTorch (channels-last, one thread per core, no autograd)."""
   import torch  # pylint: disable=g-import-not-at-top
-  from avjax import bench_torch  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(bench_torch.cpu_cores())
+  from benchmarks import torch_nets  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(torch_nets.cpu_cores())
   last = torch.channels_last
   x = torch.ones(layer.batch, layer.in_channels, layer.height, layer.width).to(memory_format=last)
   kernel = torch.full((layer.out_channels, layer.in_channels, 3, 3), 0.01).to(memory_format=last)

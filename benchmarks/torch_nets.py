@@ -1,7 +1,7 @@
 """The PyTorch baseline of the benchmark: avjax's nets and train step re-implemented in PyTorch.
 
-  from avjax import bench_torch
-  bench_torch.time_train_step(config, batch_size=8, steps=5)
+  from benchmarks import torch_nets
+  torch_nets.time_train_step(config, batch_size=8, steps=5)
   # {"clips_per_s": ..., "step_s": ..., "params": ...}
 
 For an avjax config this builds the same net (config.model: head, width, first-conv strides,
@@ -232,7 +232,7 @@ def to_torch(batch: dict) -> dict:
 
 
 def synthetic_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict:
-  """A batch of the shapes avjax.bench times: half positives, two rows per frame."""
+  """A batch of the shapes benchmarks.step times: half positives, two rows per frame."""
   image, audio = state_lib.dummy_inputs(config.data, batch_size)
   rng = np.random.default_rng(0)
   return {"image": rng.integers(0, 255, image.shape, dtype=np.uint8),

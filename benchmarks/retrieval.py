@@ -1,6 +1,6 @@
 """Benchmark: exact nDCG@30 retrieval over many random items, time and peak memory.
 
-  python -m avjax.evaluate.retrieval_bench [--items 100000] [--dim 128] [--classes 100]
+  python -m benchmarks.retrieval [--items 100000] [--dim 128] [--classes 100]
 
 Random unit vectors with random flat labels; every item is a query against all others.
 Peak memory is the process's maximum resident set size (resource.getrusage ru_maxrss).

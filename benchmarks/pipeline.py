@@ -1,6 +1,6 @@
 """Throughput of the train pipeline: clips/s per worker count and size, and per-stage times.
 
-Usage: python -m data_pipeline.bench [--json_out FILE] [--batches N]
+Usage: python -m benchmarks.pipeline [--json_out FILE] [--batches N]
 Runs on the embedded dataset when it can be built, else on small generated clips.
 """
 
@@ -27,9 +27,10 @@ DEMO = dict(sample_rate=16000, n_fft=256, win_length=160, hop_length=160, spec_f
 
 def _clips() -> tuple[list[Clip], str]:
   try:
-    from data_pipeline import embedded, index  # pylint: disable=g-import-not-at-top
+    from data_pipeline import index  # pylint: disable=g-import-not-at-top
+    from embedded_dataset import build  # pylint: disable=g-import-not-at-top
     cfg = config.default_data_config()
-    cfg.root = embedded.ensure_embedded()
+    cfg.root = build.ensure_embedded()
     return index.load_dataset(cfg).split("train"), "embedded"
   except Exception:  # pylint: disable=broad-except  # embedded set unavailable: make clips
     import av  # pylint: disable=g-import-not-at-top,unused-import

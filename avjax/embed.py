@@ -3,11 +3,12 @@
   python -m avjax.embed --model=EXPORT_DIR INPUT... [--output_dir=embeddings] [--hop=0.1]
       [--frame_hop=1.0] [--batch_size=64]
 
-INPUTs are files or folders (searched recursively) of audio (wav, flac, mp3, ogg), images
-(jpg, jpeg, png) and videos (mp4, webm, mkv, avi, mov). Each input INPUT writes
-OUTPUT_DIR/NAME.npz, where NAME is the file's name with its extension (clip.mp4 ->
-clip.mp4.npz, so clip.wav and clip.mp4 never collide), and for files found in a folder its
-path relative to that folder (DIR/a/clip.mp4 -> OUTPUT_DIR/a/clip.mp4.npz).
+INPUTs are files or folders (searched recursively) of audio (wav, flac, ogg, mp3, m4a, aac,
+opus, ...), images (jpg, png, bmp, webp) and videos (mp4, webm, mkv, avi, mov, mpg, flv, ...;
+data_pipeline.media lists them all). Each input INPUT writes OUTPUT_DIR/NAME.npz, where NAME
+is the file's name with its extension (clip.mp4 -> clip.mp4.npz, so clip.wav and clip.mp4
+never collide), and for files found in a folder its path relative to that folder
+(DIR/a/clip.mp4 -> OUTPUT_DIR/a/clip.mp4.npz).
 
 Arrays in each .npz (D is the export's embedding size; L3-Net's are tower features):
 
@@ -46,6 +47,7 @@ from scipy import signal as sp_signal
 import tqdm
 
 from data_pipeline import decode
+from data_pipeline import media
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Export folder (python -m avjax.main --mode=export).")
@@ -56,30 +58,12 @@ flags.DEFINE_integer("batch_size", 64, "Windows or frames per call of the net.")
 flags.DEFINE_bool("localise", False, "Also draw NAME.localisation.png for AVOL-Net videos "
                   "with sound: up to 8 frames, evenly spaced, with the map of their sound.")
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 # Audio samples kept each side of a resampled block, so the filter sees real context.
 _RESAMPLE_MARGIN_S = 0.05
 _RESAMPLE_BLOCK_S = 0.5
 _EPS = 1e-6
 # Audio kept for frames that lag behind the audio in the container (badly interleaved files).
 _MAX_FRAME_LAG_S = 30.0
-
-
-def _reason(err: BaseException) -> str:
-  text = str(getattr(err, "strerror", None) or err).strip()
-  return (text.splitlines() or [type(err).__name__])[0][:200]
-
-
-def media_kind(path: str):
-  """"audio", "image", "video" or None, by extension."""
-  ext = os.path.splitext(path)[1].lower()
-  for kind, exts in (("audio", AUDIO_EXTENSIONS), ("image", IMAGE_EXTENSIONS),
-                     ("video", VIDEO_EXTENSIONS)):
-    if ext in exts:
-      return kind
-  return None
 
 
 def find_inputs(paths):
@@ -90,12 +74,12 @@ def find_inputs(paths):
       for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-          if media_kind(name):
+          if media.media_kind(name):
             full = os.path.join(root, name)
             found.append((full, os.path.relpath(full, path)))
     elif not os.path.exists(path):
       bad.append((path, "no such file or folder"))
-    elif not media_kind(path):
+    elif not media.media_kind(path):
       bad.append((path, "unsupported file type"))
     else:
       found.append((path, os.path.basename(path)))
@@ -209,7 +193,7 @@ class MediaReader:
     try:
       container = av.open(self.path)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as err:
-      raise decode.DecodeError(f"not a media file ({_reason(err)})") from None
+      raise decode.DecodeError(f"not a media file ({media.failure_reason(err)})") from None
     with container:
       yield from self._stream(container)
 
@@ -450,7 +434,7 @@ class Embedder:
         self._maybe_finish(job)
       except Exception as err:  # pylint: disable=broad-except
         # One bad file must not stop the others; say what went wrong and go on.
-        reason = _reason(err)
+        reason = media.failure_reason(err)
         if not isinstance(err, decode.DecodeError):
           reason = f"{type(err).__name__}: {reason}"
         self.fail(job, reason)
@@ -517,7 +501,7 @@ def main(argv: list[str]) -> None:
               file=sys.stderr)
       continue
     claimed[key] = path
-    job = _Job(path, out_path, media_kind(path))
+    job = _Job(path, out_path, media.media_kind(path))
     job.duration = _duration(path, job.kind)
     jobs.append(job)
   if not jobs and not bad:

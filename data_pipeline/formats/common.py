@@ -8,10 +8,9 @@ import hashlib
 import os
 from typing import Iterable, Optional
 
+from data_pipeline import media
 from data_pipeline.clips import Box
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".webm", ".mkv", ".avi", ".mov", ".mpg", ".mpeg", ".flv",
-                    ".3gp", ".ts", ".ogv")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validate": "val", "validation": "val", "test": "test", "testing": "test",
                "eval": "test", "evaluation": "test"}
@@ -72,7 +71,7 @@ def walk_files(root: str, extensions: Iterable[str]) -> list[str]:
 def media_by_stem(root: str) -> dict[str, str]:
   """Video files under root by file name without extension (first one found wins)."""
   index = {}
-  for path in walk_files(root, VIDEO_EXTENSIONS):
+  for path in walk_files(root, media.VIDEO_EXTENSIONS):
     index.setdefault(os.path.splitext(os.path.basename(path))[0], path)
   return index
 

@@ -22,10 +22,9 @@ from typing import Optional
 
 import numpy as np
 
+from data_pipeline import media
 from data_pipeline.formats import common
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 BOX_SCALE = 256.0
 ANNOTATOR_CONSENSUS = 2  # annotators whose boxes must cover a pixel for it to count fully
 _BOX_TAGS = ("bndbox", "bbox")
@@ -110,8 +109,8 @@ def _id_lists(root: str) -> dict[str, str]:
 
 
 def read(root: str) -> common.Listing:
-  images = by_stem(find_dir(root, "frames", "frame"), IMAGE_EXTENSIONS)
-  audio = by_stem(find_dir(root, "audio", "audios"), AUDIO_EXTENSIONS)
+  images = by_stem(find_dir(root, "frames", "frame"), media.IMAGE_EXTENSIONS)
+  audio = by_stem(find_dir(root, "audio", "audios"), media.AUDIO_EXTENSIONS)
   annotations = by_stem(find_dir(root, "Annotations", "annotations", "anno"), (".xml",))
   split_of = _id_lists(root)
   if "train" in split_of.values():

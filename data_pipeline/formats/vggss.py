@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+from data_pipeline import media
 from data_pipeline.formats import common
 from data_pipeline.formats import flickr
 
@@ -38,8 +39,8 @@ def detect(root: str) -> bool:
 
 def read(root: str) -> common.Listing:
   videos = common.media_by_stem(root)
-  images = flickr.by_stem(flickr.find_dir(root, "frames", "frame"), flickr.IMAGE_EXTENSIONS)
-  audio = flickr.by_stem(flickr.find_dir(root, "audio", "audios"), flickr.AUDIO_EXTENSIONS)
+  images = flickr.by_stem(flickr.find_dir(root, "frames", "frame"), media.IMAGE_EXTENSIONS)
+  audio = flickr.by_stem(flickr.find_dir(root, "audio", "audios"), media.AUDIO_EXTENSIONS)
   entries, skipped = [], []
   for json_path in _json_files(root):
     with open(json_path) as f:

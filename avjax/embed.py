@@ -331,13 +331,13 @@ class Embedder:
     self.failures = []
     self.localise = localise  # also draw NAME.localisation.png for videos with maps
     p = model.preprocessing
-    size, freq = p["image_size"], p["n_fft"] // 2 + 1
+    size = p["image_size"]
     self.blank_image = np.zeros((size, size, 3), np.uint8)
-    self.blank_spec = np.zeros((freq, p["spec_frames"], 1), np.float32)
+    self.blank_spec = np.zeros(media.spectrogram_shape(p), np.float32)
     # Output sizes without running the net, for files with no window or frame.
     import jax  # pylint: disable=g-import-not-at-top
     images = np.zeros((1, size, size, 3), np.uint8)
-    specs = np.zeros((1, freq, p["spec_frames"], 1), np.float32)
+    specs = self.blank_spec[None]
     self.audio_dim = jax.eval_shape(model.audio_outputs, specs).shape[-1]
     emb, maps = jax.eval_shape(model.frame_outputs, images, specs)
     self.image_dim = emb.shape[-1]

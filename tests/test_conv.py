@@ -139,13 +139,14 @@ def test_row_folded_gradient_under_batch_sharding():
 def test_benchmark_layer_list_follows_the_towers(spec):
   """The benchmark's per-layer shapes end where the real towers' maps end."""
   from avjax import bench_layers, config as config_lib
+  from data_pipeline import media
   from avjax.models import towers
   config = config_lib.get_config(spec)
   layers = bench_layers.conv_layers(config, batch=2)
   data, model = config.data, config.model
   for side, shape, stride in (
       ("vision", (2, data.image_size, data.image_size, 3), model.vision_stride),
-      ("audio", (2, data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+      ("audio", (2,) + media.spectrogram_shape(data), model.audio_stride)):
     mine = [layer for layer in layers if layer.name.startswith(side)]
     assert len(mine) == 8 and mine[0].stride == stride
     tower = towers.ConvTower(towers.scaled_widths(model.width), stride)

@@ -13,19 +13,13 @@ import os
 from data_pipeline.formats import common
 
 
+def _is_segment_csv(path: str) -> bool:
+  head = common.first_lines(path, 3)
+  return head[0].startswith("#") and any("YTID" in line for line in head)
+
+
 def _csv_files(root: str) -> list[str]:
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".csv") and os.path.isfile(path):
-      try:
-        with open(path, encoding="utf-8-sig") as f:
-          head = [f.readline() for _ in range(3)]
-      except (OSError, UnicodeDecodeError):
-        continue
-      if head[0].startswith("#") and any("YTID" in line for line in head):
-        found.append(path)
-  return found
+  return common.metadata_files(root, ".csv", _is_segment_csv)
 
 
 def detect(root: str) -> bool:

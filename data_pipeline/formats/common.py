@@ -1,4 +1,4 @@
-"""What every format reader returns, and helpers to find media files under a root."""
+"""What every format reader returns, and helpers to find metadata and media files under a root."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import os
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from data_pipeline import media
 from data_pipeline.clips import Box
@@ -94,6 +94,44 @@ def find_segment(index: dict[str, str], youtube_id: str, start: float,
   if youtube_id in index:
     return index[youtube_id], float(start), True
   return None
+
+
+def metadata_files(root: str, extensions: str | tuple[str, ...],
+                   matches: Optional[Callable[[str], bool]] = None, *, named: str = "",
+                   skip: Iterable[str] = ()) -> list[str]:
+  """The metadata files directly in root, sorted by name: files whose name ends in one of the
+  extensions (in any case) and whose content `matches` accepts (every such file without it).
+
+  A file that `matches` cannot read (OSError, or ValueError: not UTF-8, not JSON, ...) does not
+  match, so a stray binary file never stops detection.
+
+  Args:
+    root: the dataset folder.
+    extensions: ".csv", or a tuple of them.
+    matches: path -> whether the file's content is this format's metadata.
+    named: a file name that, when root has it, is the one metadata file (taken unchecked).
+    skip: file names that are never this format's metadata.
+  """
+  if named and os.path.isfile(os.path.join(root, named)):
+    return [os.path.join(root, named)]
+  skip = set(skip)
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if not (name.lower().endswith(extensions) and name not in skip and os.path.isfile(path)):
+      continue
+    try:
+      if matches is None or matches(path):
+        found.append(path)
+    except (OSError, ValueError):
+      continue
+  return found
+
+
+def first_lines(path: str, n: int) -> list[str]:
+  """The first n lines of a UTF-8 text file (a byte-order mark dropped; "" past its end)."""
+  with open(path, encoding="utf-8-sig") as f:
+    return [f.readline() for _ in range(n)]
 
 
 def read_csv_rows(path: str, skip_comments: bool = False) -> list[list[str]]:

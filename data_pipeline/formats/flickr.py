@@ -96,11 +96,8 @@ def _annotation_boxes(xml_path: Optional[str]) -> list[tuple[float, ...]]:
 def _id_lists(root: str) -> dict[str, str]:
   """id -> split from the id list files in root."""
   split_of = {}
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if not (os.path.isfile(path) and name.lower().endswith((".txt", ".csv"))):
-      continue
-    lower = name.lower()
+  for path in common.metadata_files(root, (".txt", ".csv")):
+    lower = os.path.basename(path).lower()
     split = "test" if "test" in lower else "val" if "val" in lower else "train"
     for row in common.read_csv_rows(path):
       if row and row[0] and not row[0].startswith("#") and row[0].lower() not in _HEADERS:

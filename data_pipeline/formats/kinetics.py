@@ -6,24 +6,16 @@ Clip files are found anywhere under the root, named `<youtube_id>_<start:06d>_<e
 
 from __future__ import annotations
 
-import os
-
 from data_pipeline.formats import common
 
 
+def _has_kinetics_header(path: str) -> bool:
+  header = common.first_lines(path, 1)[0].lower()
+  return "youtube_id" in header and "time_start" in header
+
+
 def _csv_files(root: str) -> list[str]:
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".csv") and os.path.isfile(path):
-      try:
-        with open(path, encoding="utf-8-sig") as f:
-          header = f.readline().lower()
-      except (OSError, UnicodeDecodeError):
-        continue
-      if "youtube_id" in header and "time_start" in header:
-        found.append(path)
-  return found
+  return common.metadata_files(root, ".csv", _has_kinetics_header)
 
 
 def detect(root: str) -> bool:

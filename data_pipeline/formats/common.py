@@ -96,6 +96,21 @@ def find_segment(index: dict[str, str], youtube_id: str, start: float,
   return None
 
 
+def segment_entry(index: dict[str, str], youtube_id: str, start: float, end: Optional[float],
+                  *, seconds: float, clip_id: str, **fields) -> Optional[Entry]:
+  """The entry of the YouTube segment that starts at `start` and lasts `seconds`, or None when
+  no file in the index holds it (see find_segment; `end`, when given, is in trimmed names).
+
+  A trimmed clip is read whole (from 0); a full video from the segment's start to its end.
+  """
+  found = find_segment(index, youtube_id, start, end)
+  if found is None:
+    return None
+  path, offset, full = found
+  return Entry(path=path, start=offset, end=offset + seconds if full else None,
+               clip_id=clip_id, **fields)
+
+
 def metadata_files(root: str, extensions: str | tuple[str, ...],
                    matches: Optional[Callable[[str], bool]] = None, *, named: str = "",
                    skip: Iterable[str] = ()) -> list[str]:

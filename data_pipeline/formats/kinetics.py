@@ -37,12 +37,11 @@ def read(root: str) -> common.Listing:
       label = row[col["label"]] if "label" in col else ""
       split = common.normalise_split(row[col["split"]]) if "split" in col else None
       clip_id = f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
-      found = common.find_segment(index, youtube_id, start, end)
-      if found is None:
+      entry = common.segment_entry(index, youtube_id, start, end, seconds=end - start,
+                                   clip_id=clip_id, labels=(label,) if label else (),
+                                   split=split)
+      if entry is None:
         skipped.append((clip_id, "missing file"))
-        continue
-      path, offset, full = found
-      entries.append(common.Entry(
-          path=path, labels=(label,) if label else (), split=split, start=offset,
-          end=offset + (end - start) if full else None, clip_id=clip_id))
+      else:
+        entries.append(entry)
   return common.Listing(entries, skipped)

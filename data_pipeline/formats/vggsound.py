@@ -42,12 +42,11 @@ def read(root: str) -> common.Listing:
         continue
       youtube_id, start, label, split = row[0], float(row[1]), row[2], row[3]
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
-      found = common.find_segment(index, youtube_id, start)
-      if found is None:
+      entry = common.segment_entry(index, youtube_id, start, None, seconds=SEGMENT_SECONDS,
+                                   clip_id=clip_id, labels=(label,),
+                                   split=common.normalise_split(split))
+      if entry is None:
         skipped.append((clip_id, "missing file"))
-        continue
-      path, offset, full = found
-      entries.append(common.Entry(
-          path=path, labels=(label,), split=common.normalise_split(split), start=offset,
-          end=offset + SEGMENT_SECONDS if full else None, clip_id=clip_id))
+      else:
+        entries.append(entry)
   return common.Listing(entries, skipped)

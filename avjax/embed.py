@@ -3,11 +3,12 @@
   python -m avjax.embed --model=EXPORT_DIR INPUT... [--output_dir=embeddings] [--hop=0.1]
       [--frame_hop=1.0] [--batch_size=64]
 
-INPUTs are files or folders (searched recursively) of audio (wav, flac, mp3, ogg), images
-(jpg, jpeg, png) and videos (mp4, webm, mkv, avi, mov). Each input INPUT writes
-OUTPUT_DIR/NAME.npz, where NAME is the file's name with its extension (clip.mp4 ->
-clip.mp4.npz, so clip.wav and clip.mp4 never collide), and for files found in a folder its
-path relative to that folder (DIR/a/clip.mp4 -> OUTPUT_DIR/a/clip.mp4.npz).
+INPUTs are files or folders (searched recursively) of audio (wav, flac, ogg, mp3, m4a, aac,
+opus, ...), images (jpg, png, bmp, webp) and videos (mp4, webm, mkv, avi, mov, mpg, flv, ...;
+data_pipeline.media lists them all). Each input INPUT writes OUTPUT_DIR/NAME.npz, where NAME
+is the file's name with its extension (clip.mp4 -> clip.mp4.npz, so clip.wav and clip.mp4
+never collide), and for files found in a folder its path relative to that folder
+(DIR/a/clip.mp4 -> OUTPUT_DIR/a/clip.mp4.npz).
 
 Arrays in each .npz (D is the export's embedding size; L3-Net's are tower features):
 
@@ -24,28 +25,27 @@ Arrays in each .npz (D is the export's embedding size; L3-Net's are tower featur
 
 With --localise, such a video also gets OUTPUT_DIR/NAME.localisation.png beside its .npz.
 
-Audio is decoded, down-mixed and resampled chunk by chunk (PyAV), so a long file runs in
-bounded memory; windows are batched across files. Files that cannot be read are reported on
-stderr and skipped. Exit status: 0 when every input was embedded, 1 when any failed, 2 when
-the export cannot be loaded or the command line is wrong.
+Audio is decoded, down-mixed and resampled chunk by chunk (data_pipeline.stream), so a long
+file runs in bounded memory; windows are batched across files. Files that cannot be read are
+reported on stderr and skipped. Exit status: 0 when every input was embedded, 1 when any
+failed, 2 when the export cannot be loaded or the command line is wrong.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import math
 import os
 import sys
 
-import av
 import numpy as np
 from absl import app
 from absl import flags
-from scipy import signal as sp_signal
 import tqdm
 
 from data_pipeline import decode
+from data_pipeline import media
+from data_pipeline import stream
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Export folder (python -m avjax.main --mode=export).")
@@ -56,31 +56,6 @@ flags.DEFINE_integer("batch_size", 64, "Windows or frames per call of the net.")
 flags.DEFINE_bool("localise", False, "Also draw NAME.localisation.png for AVOL-Net videos "
                   "with sound: up to 8 frames, evenly spaced, with the map of their sound.")
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
-# Audio samples kept each side of a resampled block, so the filter sees real context.
-_RESAMPLE_MARGIN_S = 0.05
-_RESAMPLE_BLOCK_S = 0.5
-_EPS = 1e-6
-# Audio kept for frames that lag behind the audio in the container (badly interleaved files).
-_MAX_FRAME_LAG_S = 30.0
-
-
-def _reason(err: BaseException) -> str:
-  text = str(getattr(err, "strerror", None) or err).strip()
-  return (text.splitlines() or [type(err).__name__])[0][:200]
-
-
-def media_kind(path: str):
-  """"audio", "image", "video" or None, by extension."""
-  ext = os.path.splitext(path)[1].lower()
-  for kind, exts in (("audio", AUDIO_EXTENSIONS), ("image", IMAGE_EXTENSIONS),
-                     ("video", VIDEO_EXTENSIONS)):
-    if ext in exts:
-      return kind
-  return None
-
 
 def find_inputs(paths):
   """([(file, output name)], [(path, reason)]): folders walked, sorted, media only."""
@@ -90,224 +65,16 @@ def find_inputs(paths):
       for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-          if media_kind(name):
+          if media.media_kind(name):
             full = os.path.join(root, name)
             found.append((full, os.path.relpath(full, path)))
     elif not os.path.exists(path):
       bad.append((path, "no such file or folder"))
-    elif not media_kind(path):
+    elif not media.media_kind(path):
       bad.append((path, "unsupported file type"))
     else:
       found.append((path, os.path.basename(path)))
   return found, bad
-
-
-class StreamResampler:
-  """Resamples a mono stream block by block with scipy's resample_poly (as decode.read_audio).
-
-  Each block is resampled with _RESAMPLE_MARGIN_S of real context each side, so the output
-  equals resampling the whole signal; the stream starts after zeros, as outside a file.
-  """
-
-  def __init__(self, src_rate: int, dst_rate: int):
-    g = math.gcd(int(src_rate), int(dst_rate))
-    self.up, self.down = int(dst_rate) // g, int(src_rate) // g
-    self.margin = math.ceil(_RESAMPLE_MARGIN_S * src_rate / self.down) * self.down
-    self.block = max(1, round(_RESAMPLE_BLOCK_S * src_rate / self.down)) * self.down
-    self.buffer = np.zeros(self.margin, np.float32)  # buffer[margin] is the next input sample
-
-  def _resample(self, x):
-    if self.up == self.down:
-      return x
-    return sp_signal.resample_poly(x, self.up, self.down).astype(np.float32)
-
-  def push(self, x: np.ndarray) -> np.ndarray:
-    if self.up == self.down:
-      return x
-    self.buffer = np.concatenate([self.buffer, x])
-    out = []
-    while len(self.buffer) >= 2 * self.margin + self.block:
-      y = self._resample(self.buffer[:2 * self.margin + self.block])
-      out.append(y[self.margin * self.up // self.down:
-                   (self.margin + self.block) * self.up // self.down])
-      self.buffer = self.buffer[self.block:]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-  def flush(self) -> np.ndarray:
-    rest = len(self.buffer) - self.margin
-    if self.up == self.down or rest <= 0:
-      return np.zeros(0, np.float32)
-    span = math.ceil(rest / self.down) * self.down
-    y = self._resample(np.pad(self.buffer, (0, span - rest + self.margin)))
-    lo = self.margin * self.up // self.down
-    return y[lo:lo + int(round(rest * self.up / self.down))]
-
-
-class Samples:
-  """The recent part of a mono stream at one rate; sample i (absolute) is at time i / rate."""
-
-  def __init__(self):
-    self.data = np.zeros(0, np.float32)
-    self.start = 0   # absolute index of data[0]
-    self.total = 0   # samples received
-
-  def extend(self, x: np.ndarray) -> None:
-    if len(x):
-      self.data = np.concatenate([self.data, x])
-      self.total += len(x)
-
-  def window(self, first: int, n: int) -> np.ndarray:
-    """Samples [first, first + n), zeros outside what was received."""
-    out = np.zeros(n, np.float32)
-    lo, hi = max(first, self.start), min(first + n, self.total)
-    if hi > lo:
-      out[lo - first:hi - first] = self.data[lo - self.start:hi - self.start]
-    return out
-
-  def drop_before(self, index: int) -> None:
-    cut = min(max(0, index - self.start), len(self.data))
-    if cut:
-      self.data = self.data[cut:]
-      self.start += cut
-
-
-def _mono(frame) -> np.ndarray:
-  """An av.AudioFrame as float32 mono (channels averaged, integers scaled to [-1, 1])."""
-  samples = frame.to_ndarray()
-  if samples.dtype.kind in "iu":
-    samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-  channels = len(frame.layout.channels)
-  if not frame.format.is_planar:
-    samples = samples.reshape(-1, channels).T
-  return samples.reshape(channels, -1).astype(np.float32).mean(axis=0)
-
-
-class MediaReader:
-  """Streams one file's network inputs: ("audio", t, spec), ("frame", t, image, spec|None)
-  and ("image", 0, image, None); `position` is the media time read so far (seconds)."""
-
-  def __init__(self, path: str, kind: str, model, hop: float, frame_hop: float):
-    self.path, self.kind, self.model = path, kind, model
-    self.hop, self.frame_hop = hop, frame_hop
-    p = model.preprocessing
-    self.rate = int(p["sample_rate"])
-    self.window_n = int(round(p["audio_seconds"] * self.rate))
-    self.half = p["audio_seconds"] / 2
-    self.position = 0.0
-    self.has_audio = False
-
-  def _spec(self, samples: Samples, centre: float) -> np.ndarray:
-    first = int(round((centre - self.half) * self.rate))
-    return self.model.spectrogram(samples.window(first, self.window_n))
-
-  def items(self):
-    if self.kind == "image":
-      yield ("image", 0.0, self.model.preprocess_image(decode.read_image(self.path)), None)
-      return
-    if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
-      raise decode.DecodeError("empty file" if os.path.isfile(self.path) else "not a file")
-    try:
-      container = av.open(self.path)
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as err:
-      raise decode.DecodeError(f"not a media file ({_reason(err)})") from None
-    with container:
-      yield from self._stream(container)
-
-  def _stream(self, container):
-    astream = container.streams.audio[0] if container.streams.audio else None
-    vstream = None
-    if self.kind == "video" and container.streams.video:
-      vstream = container.streams.video[0]
-      vstream.thread_type = "AUTO"
-    if astream is None and (self.kind == "audio" or vstream is None):
-      raise decode.DecodeError("no audio stream" if self.kind == "audio" else "no audio or video")
-    self.has_audio = astream is not None
-    samples, resampler = Samples(), None
-    src_next, src_rate = 0, None      # next source sample index (pts placement) and rate
-    k = 0                             # next audio window
-    j, prev = 0, None                 # next frame time index; (time, frame) shown before it
-    video_time = 0.0                  # time of the last video frame decoded
-    frames = collections.deque()      # (time, image) waiting for their audio
-    decoded, errors = 0, 0
-
-    def ready(final: bool):
-      """The items whose audio is complete (all of them at the end)."""
-      nonlocal k
-      if astream is not None:
-        while True:
-          first = int(round(k * self.hop * self.rate))
-          end = first + self.window_n
-          if not (end <= samples.total or (final and k == 0)):
-            break
-          centre = round(self.half + k * self.hop, 9)
-          yield ("audio", centre, self._spec(samples, centre))
-          k += 1
-      # A frame waits for its audio, unless the audio stopped long before the video.
-      while frames and (final or astream is None or
-                        samples.total >= int(round((frames[0][0] + self.half) * self.rate)) or
-                        frames[0][0] < video_time - _MAX_FRAME_LAG_S):
-        t, image = frames.popleft()
-        yield ("frame", t, image, self._spec(samples, t) if astream is not None else None)
-      # Keep only what later windows and frames can still need.
-      keep = k * self.hop
-      if vstream is not None:
-        next_frame = frames[0][0] if frames else j * self.frame_hop
-        head = samples.total / self.rate
-        keep = min(keep, max(next_frame - self.half, head - _MAX_FRAME_LAG_S))
-      samples.drop_before(int(math.floor(keep * self.rate)) - 1)
-
-    def take_frames(until: float):
-      """Frames for every frame time before `until` (the next frame's time)."""
-      nonlocal j
-      while prev is not None and j * self.frame_hop < until - _EPS:
-        frames.append((round(j * self.frame_hop, 9), self.model.preprocess_image(
-            prev[1].to_ndarray(format="rgb24"))))
-        j += 1
-
-    streams = [s for s in (astream, vstream) if s is not None]
-    for packet in container.demux(*streams):
-      try:
-        decoded_frames = packet.decode()
-      except av.FFmpegError:
-        errors += 1  # a damaged packet: skip it, as players do
-        continue
-      for frame in decoded_frames:
-        decoded += 1
-        t = decode.stream_time(packet.stream, frame.pts)
-        if packet.stream is vstream:
-          t = t if t is not None else (prev[0] + 1 / float(vstream.average_rate or 25)
-                                       if prev else 0.0)
-          if prev is None:
-            prev = (t, frame)  # frame times before the first frame show the first frame
-          take_frames(t + _EPS)
-          prev, video_time = (t, frame), t
-          self.position = max(self.position, t)
-          continue
-        if src_rate is None:
-          src_rate = int(frame.sample_rate or astream.codec_context.sample_rate)
-          resampler = StreamResampler(src_rate, self.rate)
-        mono = _mono(frame)
-        # Place samples by their timestamps: leading silence and gaps become zeros, overlaps
-        # are dropped; timestamp jitter under 5 ms (e.g. 1 ms time bases) is ignored.
-        at = int(round(t * src_rate)) if t is not None else src_next
-        tolerance = src_rate // 200 if src_next else 0
-        if at > src_next + tolerance:
-          mono = np.concatenate([np.zeros(at - src_next, np.float32), mono])
-        elif at < src_next - tolerance:
-          mono = mono[src_next - at:]
-        src_next += len(mono)
-        samples.extend(resampler.push(mono))
-        self.position = max(self.position, src_next / src_rate)
-      yield from ready(final=False)
-    if errors and not decoded:
-      raise decode.DecodeError("no decodable audio or video")
-    if resampler is not None:
-      samples.extend(resampler.flush())
-    if self.kind == "audio" and samples.total == 0:
-      raise decode.DecodeError("no decodable audio")
-    if prev is not None:
-      take_frames(prev[0] + 2 * _EPS)
-    yield from ready(final=True)
 
 
 class _Batch:
@@ -347,13 +114,13 @@ class Embedder:
     self.failures = []
     self.localise = localise  # also draw NAME.localisation.png for videos with maps
     p = model.preprocessing
-    size, freq = p["image_size"], p["n_fft"] // 2 + 1
+    size = p["image_size"]
     self.blank_image = np.zeros((size, size, 3), np.uint8)
-    self.blank_spec = np.zeros((freq, p["spec_frames"], 1), np.float32)
+    self.blank_spec = np.zeros(media.spectrogram_shape(p), np.float32)
     # Output sizes without running the net, for files with no window or frame.
     import jax  # pylint: disable=g-import-not-at-top
     images = np.zeros((1, size, size, 3), np.uint8)
-    specs = np.zeros((1, freq, p["spec_frames"], 1), np.float32)
+    specs = self.blank_spec[None]
     self.audio_dim = jax.eval_shape(model.audio_outputs, specs).shape[-1]
     emb, maps = jax.eval_shape(model.frame_outputs, images, specs)
     self.image_dim = emb.shape[-1]
@@ -427,9 +194,16 @@ class Embedder:
                                      os.path.basename(job.path))
     figures.save(fig, os.path.splitext(job.out_path)[0] + ".localisation.png")
 
+  def _reader(self, job: _Job) -> stream.MediaReader:
+    p = self.model.preprocessing
+    return stream.MediaReader(job.path, job.kind, sample_rate=p["sample_rate"],
+                              window_seconds=p["audio_seconds"], hop=self.hop,
+                              frame_hop=self.frame_hop, spectrogram=self.model.spectrogram,
+                              preprocess_image=self.model.preprocess_image)
+
   def run(self, jobs: list, bar) -> None:
     for number, job in enumerate(jobs, 1):
-      job.reader = MediaReader(job.path, job.kind, self.model, self.hop, self.frame_hop)
+      job.reader = self._reader(job)
       progressed = 0.0  # this file's seconds shown on the bar, at most its header duration
       try:
         if self.localise and job.kind == "video" and self.map_shape is not None:
@@ -450,7 +224,7 @@ class Embedder:
         self._maybe_finish(job)
       except Exception as err:  # pylint: disable=broad-except
         # One bad file must not stop the others; say what went wrong and go on.
-        reason = _reason(err)
+        reason = media.failure_reason(err)
         if not isinstance(err, decode.DecodeError):
           reason = f"{type(err).__name__}: {reason}"
         self.fail(job, reason)
@@ -517,7 +291,7 @@ def main(argv: list[str]) -> None:
               file=sys.stderr)
       continue
     claimed[key] = path
-    job = _Job(path, out_path, media_kind(path))
+    job = _Job(path, out_path, media.media_kind(path))
     job.duration = _duration(path, job.kind)
     jobs.append(job)
   if not jobs and not bad:

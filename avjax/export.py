@@ -30,6 +30,7 @@ import numpy as np
 
 import avjax
 from avjax.models import nets
+from data_pipeline import media
 
 EXPORT_JSON = "export.json"
 PARAMS_DIR = "params"
@@ -154,7 +155,7 @@ def _restore_variables(export_dir: str, model: nets.AVNet, prep: dict) -> dict:
     raise ExportError(f"{path} cannot be read ({reason})") from None
   size = prep["image_size"]
   image = jnp.zeros((1, size, size, 3), jnp.uint8)
-  audio = jnp.zeros((1, prep["n_fft"] // 2 + 1, prep["spec_frames"], 1), jnp.float32)
+  audio = jnp.zeros((1,) + media.spectrogram_shape(prep), jnp.float32)
   expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), image, audio))
   expected = {"params": expected["params"], "batch_stats": expected.get("batch_stats", {})}
   restored = dict(restored) if isinstance(restored, dict) else {}
@@ -261,7 +262,7 @@ class Exported:
       return np.stack([self.spectrogram(w) for w in waves])
     if audio.ndim == 3:
       audio = audio[None]
-    want = (self.preprocessing["n_fft"] // 2 + 1, self.preprocessing["spec_frames"], 1)
+    want = media.spectrogram_shape(self.preprocessing)
     if audio.ndim != 4 or audio.shape[1:] != want:
       raise ValueError(f"expected waves [B, n] or spectrograms [B, {want[0]}, {want[1]}, 1], "
                        f"got shape {audio.shape}")

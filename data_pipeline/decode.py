@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from scipy import signal as sp_signal
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus")
+from data_pipeline import media
+
 # Seek this far before the wanted time so that decoders settle (AAC priming, MP3 reservoir).
 _AUDIO_PREROLL_S = 0.25
 # Samples kept each side of an audio window so resampling filters see real context.
@@ -34,7 +34,7 @@ class DecodeError(Exception):
 
 
 def is_image(path: str) -> bool:
-  return path.lower().endswith(IMAGE_EXTENSIONS)
+  return path.lower().endswith(media.IMAGE_EXTENSIONS)
 
 
 def _check_file(path: str) -> None:
@@ -56,7 +56,7 @@ def _open(path: str, timeout_s: float):
   try:
     return av.open(path, timeout=timeout_s)
   except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-    raise DecodeError(f"not a media file ({_reason(e)})") from None
+    raise DecodeError(f"not a media file ({media.failure_reason(e)})") from None
 
 
 @contextlib.contextmanager
@@ -70,10 +70,6 @@ def open_video(path: str, timeout_s: float):
       raise DecodeError(f"frame size {stream.codec_context.width}x{stream.codec_context.height}"
                         " too large")
     yield container, stream
-
-
-def _reason(e: BaseException) -> str:
-  return str(getattr(e, "strerror", None) or e).strip().splitlines()[0][:200] or type(e).__name__
 
 
 def stream_time(stream, pts) -> float | None:
@@ -143,7 +139,7 @@ def _frame_at(container, stream, t, deadline, seek):
       previous, first = frame, False
   except av.FFmpegError as e:
     if previous is None:
-      raise DecodeError(f"video decoding failed ({_reason(e)})") from None
+      raise DecodeError(f"video decoding failed ({media.failure_reason(e)})") from None
   return previous
 
 
@@ -207,20 +203,14 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
         continue
       if ft >= stop:
         break
-      samples = frame.to_ndarray()
-      if samples.dtype.kind in "iu":
-        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-      channels = len(frame.layout.channels)
-      if not frame.format.is_planar:
-        samples = samples.reshape(-1, channels).T
-      mono = samples.reshape(channels, -1).astype(np.float32).mean(axis=0)
+      mono = media.mono_samples(frame)
       offset = int(round((ft - start) * src_rate))
       lo, hi = max(0, offset), min(buffer.shape[0], offset + mono.shape[0])
       if hi > lo:
         buffer[lo:hi] = mono[lo - offset:hi - offset]
   except av.FFmpegError as e:
     if not decoded_any:
-      raise DecodeError(f"audio decoding failed ({_reason(e)})") from None
+      raise DecodeError(f"audio decoding failed ({media.failure_reason(e)})") from None
   if not decoded_any and start < 0 < stop:
     raise DecodeError("no decodable audio")
 

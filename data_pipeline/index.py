@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Callable, Optional
 
-from data_pipeline import probe
+from data_pipeline import media_check
 from data_pipeline.clips import Clip
 from data_pipeline.clips import DataError
 from data_pipeline.clips import class_names
@@ -25,7 +25,7 @@ from data_pipeline import formats
 from data_pipeline.formats import common
 from data_pipeline.formats import embedded
 
-MIN_SECONDS = probe.MIN_SECONDS
+MIN_SECONDS = media_check.MIN_SECONDS
 VAL_FRACTION = 0.1
 
 
@@ -186,8 +186,8 @@ def _summary(skipped) -> str:
 
 
 def load_dataset(data_cfg, *, progress: bool = True,
-                 probe_fn: Callable[[str, str, float], dict] = probe.probe_file,
-                 memory_limit_mb: int = probe.DEFAULT_MEMORY_LIMIT_MB) -> Dataset:
+                 probe_fn: Callable[[str, str, float], dict] = media_check.probe_file,
+                 memory_limit_mb: int = media_check.DEFAULT_MEMORY_LIMIT_MB) -> Dataset:
   """Reads, probes and filters the dataset that data_cfg names.
 
   Args:
@@ -207,7 +207,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
     raise DataError(f"cannot read the {fmt} metadata in {root}: {type(e).__name__}: {e}") from None
   directory = cache_dir(data_cfg)
   entries = listing.entries
-  results, probed = probe.probe_many(
+  results, probed = media_check.probe_many(
       [(e.path, e.audio_path) for e in entries],
       cache_path=os.path.join(directory, "probe_cache.json"),
       timeout_s=float(data_cfg.get("per_file_timeout_s", 20.0)),
@@ -218,7 +218,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
   log_path = _write_log(directory, fmt, root, skipped)
   if not clips:
     detail = f" ({_summary(skipped)}; list in {log_path})" if skipped else ""
-    if skipped and all(reason.startswith(probe.CRASHED) for _, reason in skipped):
+    if skipped and all(reason.startswith(media_check.CRASHED) for _, reason in skipped):
       detail += ("; every probe worker died, which usually means the workers could not start "
                  "(a script that indexes data needs an `if __name__ == \"__main__\":` guard)")
     raise DataError(f"no usable clip in {root} ({fmt} format): {len(skipped)} skipped{detail}")

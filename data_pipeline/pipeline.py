@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
-from data_pipeline import clip_cache, decode, features, pairs
+from data_pipeline import clip_cache, decode, features, media, pairs
 from data_pipeline.clips import Clip, DataError, class_names
 
 _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
@@ -245,10 +245,10 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
 
 
 def _blank(data_cfg):
-  s, f = data_cfg.image_size, data_cfg.n_fft // 2 + 1
+  s = data_cfg.image_size
   geo = features.sample_geometry(None, data_cfg.resize_size, s, False)
   return (np.zeros((s, s, 3), np.uint8),
-          np.full((f, data_cfg.spec_frames, 1), np.log(data_cfg.log_eps), np.float32), geo)
+          np.full(media.spectrogram_shape(data_cfg), np.log(data_cfg.log_eps), np.float32), geo)
 
 
 def eval_batches(data_cfg, clips: Sequence[Clip], *, batch_size: int, seed: int,

@@ -12,7 +12,7 @@ import media_factory as mf
 import real_media
 from data_pipeline import decode
 from data_pipeline import index
-from data_pipeline import probe
+from data_pipeline import media_check
 from data_pipeline.clips import DataError
 from data_pipeline.config import default_data_config
 
@@ -85,10 +85,10 @@ def test_bad_files_skipped_with_reasons(bad_folder, tmp_path, capsys):
 
 def test_real_files_probe(bad_folder):
   root, _ = bad_folder
-  bunny = probe.probe_file(os.path.join(root, "bigbuckbunny.mp4"))
+  bunny = media_check.probe_file(os.path.join(root, "bigbuckbunny.mp4"))
   assert bunny["ok"] and (bunny["width"], bunny["height"], bunny["fps"]) == (1280, 720, 25.0)
   assert bunny["duration"] == pytest.approx(5.28, abs=0.05)
-  assert probe.probe_file(os.path.join(root, "earth.mp4"))["reason"] == "silent audio"
+  assert media_check.probe_file(os.path.join(root, "earth.mp4"))["reason"] == "silent audio"
 
 
 def test_no_usable_clip_is_one_data_error(tmp_path):
@@ -119,7 +119,7 @@ def hostile_probe(path, audio_path, timeout_s):
       hoard.append(np.empty(64 * 2**20, np.uint8))
   if name.startswith("crash"):
     os.kill(os.getpid(), signal.SIGSEGV)
-  return probe.probe_file(path, audio_path, timeout_s)
+  return media_check.probe_file(path, audio_path, timeout_s)
 
 
 def test_hostile_files_are_given_up(tmp_path):

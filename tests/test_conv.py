@@ -139,6 +139,7 @@ def test_row_folded_gradient_under_batch_sharding():
 def test_benchmark_layer_list_follows_the_towers(spec):
   """The benchmark's per-layer shapes end where the real towers' maps end."""
   from avjax import config as config_lib
+  from data_pipeline import media
   from avjax.models import towers
   from benchmarks import layers as bench_layers
   config = config_lib.get_config(spec)
@@ -146,7 +147,7 @@ def test_benchmark_layer_list_follows_the_towers(spec):
   data, model = config.data, config.model
   for side, shape, stride in (
       ("vision", (2, data.image_size, data.image_size, 3), model.vision_stride),
-      ("audio", (2, data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+      ("audio", (2,) + media.spectrogram_shape(data), model.audio_stride)):
     mine = [layer for layer in layers if layer.name.startswith(side)]
     assert len(mine) == 8 and mine[0].stride == stride
     tower = towers.ConvTower(towers.scaled_widths(model.width), stride)

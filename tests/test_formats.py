@@ -31,6 +31,39 @@ def test_detect_nothing(tmp_path):
   assert formats.canonical("Flickr-SoundNet") == "flickr"
 
 
+def test_metadata_files_match_by_extension_and_content(tmp_path):
+  for name, text in [("b.CSV", "ok,1\n"), ("a.csv", "\ufeffok,2\n"), ("no.csv", "other\n"),
+                     ("ok.txt", "ok\n"), ("skip.csv", "ok\n")]:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+  (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00ok")  # not UTF-8: no match, no error
+  (tmp_path / "folder.csv").mkdir()
+
+  def is_ok(path):
+    return common.first_lines(path, 2)[0].startswith("ok")
+
+  root = str(tmp_path)
+  assert [os.path.basename(p) for p in common.metadata_files(
+      root, ".csv", is_ok, skip=("skip.csv",))] == ["a.csv", "b.CSV"]
+  assert [os.path.basename(p) for p in common.metadata_files(root, (".txt", ".csv"))] == [
+      "a.csv", "b.CSV", "binary.csv", "no.csv", "ok.txt", "skip.csv"]
+  # A named file is the one metadata file, whatever it holds.
+  assert common.metadata_files(root, ".csv", is_ok, named="no.csv") == [
+      os.path.join(root, "no.csv")]
+  assert common.first_lines(os.path.join(root, "a.csv"), 2) == ["ok,2\n", ""]
+
+
+@pytest.mark.parametrize("name,make", [
+    ("vggsound", mf.make_vggsound_dataset), ("audioset", mf.make_audioset_dataset),
+    ("kinetics", mf.make_kinetics_dataset), ("vggss", mf.make_vggss_dataset)])
+def test_detect_ignores_unreadable_metadata_beside_it(tmp_path, name, make):
+  root = make(str(tmp_path / name))
+  for stray in ("0_stray.csv", "0_stray.json"):
+    with open(os.path.join(root, stray), "wb") as f:
+      f.write(b"\xff\xfe\x00 not text")
+  assert formats.detect(root) == name
+  assert formats.READERS[name].read(root).entries
+
+
 def test_folder(tmp_path):
   root = mf.make_folder_dataset(str(tmp_path / "f"))
   entries = _by_id(formats.READERS["folder"].read(root))

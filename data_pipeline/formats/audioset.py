@@ -13,19 +13,13 @@ import os
 from data_pipeline.formats import common
 
 
+def _is_segment_csv(path: str) -> bool:
+  head = common.first_lines(path, 3)
+  return head[0].startswith("#") and any("YTID" in line for line in head)
+
+
 def _csv_files(root: str) -> list[str]:
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".csv") and os.path.isfile(path):
-      try:
-        with open(path, encoding="utf-8-sig") as f:
-          head = [f.readline() for _ in range(3)]
-      except (OSError, UnicodeDecodeError):
-        continue
-      if head[0].startswith("#") and any("YTID" in line for line in head):
-        found.append(path)
-  return found
+  return common.metadata_files(root, ".csv", _is_segment_csv)
 
 
 def detect(root: str) -> bool:
@@ -71,12 +65,11 @@ def read(root: str) -> common.Listing:
       youtube_id, start, end = row[0], float(row[1]), float(row[2])
       mids = [m.strip() for m in ",".join(row[3:]).split(",") if m.strip()]
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
-      found = common.find_segment(index, youtube_id, start, end)
-      if found is None:
+      entry = common.segment_entry(index, youtube_id, start, end, seconds=end - start,
+                                   clip_id=clip_id, labels=tuple(names.get(m, m) for m in mids),
+                                   split=split)
+      if entry is None:
         skipped.append((clip_id, "missing file"))
-        continue
-      path, offset, full = found
-      entries.append(common.Entry(
-          path=path, labels=tuple(names.get(m, m) for m in mids), split=split, start=offset,
-          end=offset + (end - start) if full else None, clip_id=clip_id))
+      else:
+        entries.append(entry)
   return common.Listing(entries, skipped, ontology)

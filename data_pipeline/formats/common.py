@@ -1,4 +1,4 @@
-"""What every format reader returns, and helpers to find media files under a root."""
+"""What every format reader returns, and helpers to find metadata and media files under a root."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import csv
 import dataclasses
 import hashlib
 import os
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
+from data_pipeline import media
 from data_pipeline.clips import Box
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".webm", ".mkv", ".avi", ".mov", ".mpg", ".mpeg", ".flv",
-                    ".3gp", ".ts", ".ogv")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validate": "val", "validation": "val", "test": "test", "testing": "test",
                "eval": "test", "evaluation": "test"}
@@ -72,7 +71,7 @@ def walk_files(root: str, extensions: Iterable[str]) -> list[str]:
 def media_by_stem(root: str) -> dict[str, str]:
   """Video files under root by file name without extension (first one found wins)."""
   index = {}
-  for path in walk_files(root, VIDEO_EXTENSIONS):
+  for path in walk_files(root, media.VIDEO_EXTENSIONS):
     index.setdefault(os.path.splitext(os.path.basename(path))[0], path)
   return index
 
@@ -95,6 +94,59 @@ def find_segment(index: dict[str, str], youtube_id: str, start: float,
   if youtube_id in index:
     return index[youtube_id], float(start), True
   return None
+
+
+def segment_entry(index: dict[str, str], youtube_id: str, start: float, end: Optional[float],
+                  *, seconds: float, clip_id: str, **fields) -> Optional[Entry]:
+  """The entry of the YouTube segment that starts at `start` and lasts `seconds`, or None when
+  no file in the index holds it (see find_segment; `end`, when given, is in trimmed names).
+
+  A trimmed clip is read whole (from 0); a full video from the segment's start to its end.
+  """
+  found = find_segment(index, youtube_id, start, end)
+  if found is None:
+    return None
+  path, offset, full = found
+  return Entry(path=path, start=offset, end=offset + seconds if full else None,
+               clip_id=clip_id, **fields)
+
+
+def metadata_files(root: str, extensions: str | tuple[str, ...],
+                   matches: Optional[Callable[[str], bool]] = None, *, named: str = "",
+                   skip: Iterable[str] = ()) -> list[str]:
+  """The metadata files directly in root, sorted by name: files whose name ends in one of the
+  extensions (in any case) and whose content `matches` accepts (every such file without it).
+
+  A file that `matches` cannot read (OSError, or ValueError: not UTF-8, not JSON, ...) does not
+  match, so a stray binary file never stops detection.
+
+  Args:
+    root: the dataset folder.
+    extensions: ".csv", or a tuple of them.
+    matches: path -> whether the file's content is this format's metadata.
+    named: a file name that, when root has it, is the one metadata file (taken unchecked).
+    skip: file names that are never this format's metadata.
+  """
+  if named and os.path.isfile(os.path.join(root, named)):
+    return [os.path.join(root, named)]
+  skip = set(skip)
+  found = []
+  for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name)
+    if not (name.lower().endswith(extensions) and name not in skip and os.path.isfile(path)):
+      continue
+    try:
+      if matches is None or matches(path):
+        found.append(path)
+    except (OSError, ValueError):
+      continue
+  return found
+
+
+def first_lines(path: str, n: int) -> list[str]:
+  """The first n lines of a UTF-8 text file (a byte-order mark dropped; "" past its end)."""
+  with open(path, encoding="utf-8-sig") as f:
+    return [f.readline() for _ in range(n)]
 
 
 def read_csv_rows(path: str, skip_comments: bool = False) -> list[list[str]]:

@@ -22,10 +22,9 @@ from typing import Optional
 
 import numpy as np
 
+from data_pipeline import media
 from data_pipeline.formats import common
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 BOX_SCALE = 256.0
 ANNOTATOR_CONSENSUS = 2  # annotators whose boxes must cover a pixel for it to count fully
 _BOX_TAGS = ("bndbox", "bbox")
@@ -97,11 +96,8 @@ def _annotation_boxes(xml_path: Optional[str]) -> list[tuple[float, ...]]:
 def _id_lists(root: str) -> dict[str, str]:
   """id -> split from the id list files in root."""
   split_of = {}
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if not (os.path.isfile(path) and name.lower().endswith((".txt", ".csv"))):
-      continue
-    lower = name.lower()
+  for path in common.metadata_files(root, (".txt", ".csv")):
+    lower = os.path.basename(path).lower()
     split = "test" if "test" in lower else "val" if "val" in lower else "train"
     for row in common.read_csv_rows(path):
       if row and row[0] and not row[0].startswith("#") and row[0].lower() not in _HEADERS:
@@ -110,8 +106,8 @@ def _id_lists(root: str) -> dict[str, str]:
 
 
 def read(root: str) -> common.Listing:
-  images = by_stem(find_dir(root, "frames", "frame"), IMAGE_EXTENSIONS)
-  audio = by_stem(find_dir(root, "audio", "audios"), AUDIO_EXTENSIONS)
+  images = by_stem(find_dir(root, "frames", "frame"), media.IMAGE_EXTENSIONS)
+  audio = by_stem(find_dir(root, "audio", "audios"), media.AUDIO_EXTENSIONS)
   annotations = by_stem(find_dir(root, "Annotations", "annotations", "anno"), (".xml",))
   split_of = _id_lists(root)
   if "train" in split_of.values():

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 
+from data_pipeline import media
 from data_pipeline.formats import common
 
 
 def detect(root: str) -> bool:
-  return bool(common.walk_files(root, common.VIDEO_EXTENSIONS))
+  return bool(common.walk_files(root, media.VIDEO_EXTENSIONS))
 
 
 def read(root: str) -> common.Listing:
   entries = []
-  for path in common.walk_files(root, common.VIDEO_EXTENSIONS):
+  for path in common.walk_files(root, media.VIDEO_EXTENSIONS):
     parts = os.path.relpath(path, root).split(os.sep)[:-1]
     split = common.normalise_split(parts[0]) if parts else None
     if split:

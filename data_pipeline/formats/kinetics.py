@@ -6,24 +6,16 @@ Clip files are found anywhere under the root, named `<youtube_id>_<start:06d>_<e
 
 from __future__ import annotations
 
-import os
-
 from data_pipeline.formats import common
 
 
+def _has_kinetics_header(path: str) -> bool:
+  header = common.first_lines(path, 1)[0].lower()
+  return "youtube_id" in header and "time_start" in header
+
+
 def _csv_files(root: str) -> list[str]:
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".csv") and os.path.isfile(path):
-      try:
-        with open(path, encoding="utf-8-sig") as f:
-          header = f.readline().lower()
-      except (OSError, UnicodeDecodeError):
-        continue
-      if "youtube_id" in header and "time_start" in header:
-        found.append(path)
-  return found
+  return common.metadata_files(root, ".csv", _has_kinetics_header)
 
 
 def detect(root: str) -> bool:
@@ -45,12 +37,11 @@ def read(root: str) -> common.Listing:
       label = row[col["label"]] if "label" in col else ""
       split = common.normalise_split(row[col["split"]]) if "split" in col else None
       clip_id = f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
-      found = common.find_segment(index, youtube_id, start, end)
-      if found is None:
+      entry = common.segment_entry(index, youtube_id, start, end, seconds=end - start,
+                                   clip_id=clip_id, labels=(label,) if label else (),
+                                   split=split)
+      if entry is None:
         skipped.append((clip_id, "missing file"))
-        continue
-      path, offset, full = found
-      entries.append(common.Entry(
-          path=path, labels=(label,) if label else (), split=split, start=offset,
-          end=offset + (end - start) if full else None, clip_id=clip_id))
+      else:
+        entries.append(entry)
   return common.Listing(entries, skipped)

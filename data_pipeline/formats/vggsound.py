@@ -6,30 +6,17 @@ Clip files are found anywhere under the root, named `<youtube_id>_<start:06d>.<e
 
 from __future__ import annotations
 
-import os
-
 from data_pipeline.formats import common
 
 SEGMENT_SECONDS = 10.0
 
 
 def _csv_files(root: str) -> list[str]:
-  named = os.path.join(root, "vggsound.csv")
-  if os.path.isfile(named):
-    return [named]
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".csv") and os.path.isfile(path) and _looks_like(path):
-      found.append(path)
-  return found
+  return common.metadata_files(root, ".csv", _looks_like, named="vggsound.csv")
 
 
 def _looks_like(path: str) -> bool:
-  try:
-    rows = common.read_csv_rows(path)[:5]
-  except (OSError, UnicodeDecodeError, ValueError):
-    return False
+  rows = common.read_csv_rows(path)[:5]
   return bool(rows) and all(
       len(r) == 4 and common.normalise_split(r[3]) and _is_number(r[1]) for r in rows)
 
@@ -55,12 +42,11 @@ def read(root: str) -> common.Listing:
         continue
       youtube_id, start, label, split = row[0], float(row[1]), row[2], row[3]
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
-      found = common.find_segment(index, youtube_id, start)
-      if found is None:
+      entry = common.segment_entry(index, youtube_id, start, None, seconds=SEGMENT_SECONDS,
+                                   clip_id=clip_id, labels=(label,),
+                                   split=common.normalise_split(split))
+      if entry is None:
         skipped.append((clip_id, "missing file"))
-        continue
-      path, offset, full = found
-      entries.append(common.Entry(
-          path=path, labels=(label,), split=common.normalise_split(split), start=offset,
-          end=offset + SEGMENT_SECONDS if full else None, clip_id=clip_id))
+      else:
+        entries.append(entry)
   return common.Listing(entries, skipped)

@@ -12,24 +12,21 @@ from __future__ import annotations
 import json
 import os
 
+from data_pipeline import media
 from data_pipeline.formats import common
 from data_pipeline.formats import flickr
 
 
+def _is_box_list(path: str) -> bool:
+  with open(path) as f:
+    data = json.load(f)
+  return (isinstance(data, list) and bool(data) and isinstance(data[0], dict)
+          and {"file", "bbox"} <= set(data[0]))
+
+
 def _json_files(root: str) -> list[str]:
-  found = []
-  for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name)
-    if name.lower().endswith(".json") and os.path.isfile(path) and name != "ontology.json":
-      try:
-        with open(path) as f:
-          data = json.load(f)
-      except (OSError, ValueError, UnicodeDecodeError):
-        continue
-      if isinstance(data, list) and data and isinstance(data[0], dict) and {
-          "file", "bbox"} <= set(data[0]):
-        found.append(path)
-  return found
+  # ontology.json is AudioSet's class ontology (see audioset.py), never boxes.
+  return common.metadata_files(root, ".json", _is_box_list, skip=("ontology.json",))
 
 
 def detect(root: str) -> bool:
@@ -38,8 +35,8 @@ def detect(root: str) -> bool:
 
 def read(root: str) -> common.Listing:
   videos = common.media_by_stem(root)
-  images = flickr.by_stem(flickr.find_dir(root, "frames", "frame"), flickr.IMAGE_EXTENSIONS)
-  audio = flickr.by_stem(flickr.find_dir(root, "audio", "audios"), flickr.AUDIO_EXTENSIONS)
+  images = flickr.by_stem(flickr.find_dir(root, "frames", "frame"), media.IMAGE_EXTENSIONS)
+  audio = flickr.by_stem(flickr.find_dir(root, "audio", "audios"), media.AUDIO_EXTENSIONS)
   entries, skipped = [], []
   for json_path in _json_files(root):
     with open(json_path) as f:

@@ -190,7 +190,8 @@ def _context():
   if "forkserver" not in methods:
     return multiprocessing.get_context("spawn")
   ctx = multiprocessing.get_context("forkserver")
-  ctx.set_forkserver_preload(["data_pipeline.probe"])  # workers start with av/cv2 imported
+  # Workers start with av/cv2 imported.
+  ctx.set_forkserver_preload(["data_pipeline.media_check"])
   return ctx
 
 

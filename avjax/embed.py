@@ -34,7 +34,6 @@ failed, 2 when the export cannot be loaded or the command line is wrong.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import sys
 
@@ -259,16 +258,9 @@ def main(argv: list[str]) -> None:
     usage("no INPUT given: name media files or folders to embed")
   if FLAGS.hop <= 0 or FLAGS.frame_hop <= 0 or FLAGS.batch_size < 1:
     usage("--hop and --frame_hop must be > 0 and --batch_size >= 1")
-  if not FLAGS["verbosity"].present:
-    for name in ("", "absl"):
-      logging.getLogger(name).setLevel(logging.WARNING)
-
-  import jax  # pylint: disable=g-import-not-at-top
-  from avjax import export  # pylint: disable=g-import-not-at-top
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir", os.environ.get(
-        "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  from avjax import export, runtime  # pylint: disable=g-import-not-at-top
+  runtime.quiet_logs(FLAGS["verbosity"].present)
+  runtime.enable_compile_cache()
   try:
     model = export.load(FLAGS.model)
   except export.ExportError as err:

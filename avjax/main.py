@@ -6,7 +6,6 @@
 Any config field can be overridden with --config.SECTION.KEY=VALUE.
 """
 
-import logging
 import os
 import sys
 from typing import NamedTuple
@@ -57,11 +56,6 @@ def main(args: Args) -> None:
   if not FLAGS.workdir:
     sys.exit("avjax: --workdir is required: the folder for checkpoints and metrics")
 
-  # Orbax and Grain log every save at INFO: show warnings and up unless asked (-v 0).
-  if not FLAGS["verbosity"].present:
-    for name in ("", "absl"):
-      logging.getLogger(name).setLevel(logging.WARNING)
-
   # Imports here so that --help and flag errors answer at once.
   import jax  # pylint: disable=g-import-not-at-top
   from avjax import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -73,6 +67,7 @@ def main(args: Args) -> None:
   from avjax.visualise import eval_pictures  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
 
+  runtime.quiet_logs(FLAGS["verbosity"].present)
   runtime.enable_compile_cache()
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,

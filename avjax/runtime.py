@@ -1,5 +1,6 @@
-"""Runtime facts every entry point shares: the device mesh and the on-disk compile cache."""
+"""Runtime facts every entry point shares: the device mesh, the compile cache, the log level."""
 
+import logging
 import os
 
 import jax
@@ -19,3 +20,11 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", os.environ.get(
         "AVJAX_JAX_CACHE", os.path.expanduser("~/.cache/avjax/jax")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def quiet_logs(verbosity_given: bool) -> None:
+  """Warnings and up only, unless a verbosity was asked for (-v 0): Orbax and Grain log every
+  save at INFO."""
+  if not verbosity_given:
+    for name in ("", "absl"):
+      logging.getLogger(name).setLevel(logging.WARNING)

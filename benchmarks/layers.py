@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import conv, towers
+from data_pipeline import media
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ def conv_layers(config, batch: int) -> list[ConvLayer]:
   layers = []
   for side, (height, width, channels), stride in (
       ("vision", (data.image_size, data.image_size, 3), model.vision_stride),
-      ("audio", (data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+      ("audio", media.spectrogram_shape(data), model.audio_stride)):
     for block, out_channels in enumerate(towers.scaled_widths(model.width)):
       for layer in range(2):
         s = stride if (block, layer) == (0, 0) else 1

@@ -32,6 +32,7 @@ import numpy as np
 
 from avjax import config as config_lib
 from benchmarks import layers
+from data_pipeline import media
 
 _EXPERIMENTS = flags.DEFINE_list("experiments", ["l3", "ave", "avol"], "Experiments to time.")
 _VARIANTS = flags.DEFINE_list("variants", ["paper", "demo"], "Variants to time.")
@@ -76,7 +77,7 @@ def _synthetic_batch(config, batch: int) -> dict:
   rng = np.random.default_rng(0)
   return {
       "image": rng.integers(0, 255, (batch, d.image_size, d.image_size, 3), dtype=np.uint8),
-      "audio": rng.normal(size=(batch, d.n_fft // 2 + 1, d.spec_frames, 1)).astype(np.float32),
+      "audio": rng.normal(size=(batch, *media.spectrogram_shape(d))).astype(np.float32),
       "label": (np.arange(batch) % 2 == 0).astype(np.int32),
       "frame": (np.arange(batch) // 2).astype(np.int32),
       "replaced": np.zeros(batch, np.int32),
@@ -131,7 +132,7 @@ def bench_towers(config, batch: int, steps: int) -> dict:
   out = {}
   for side, shape, stride in (
       ("vision", (batch, data.image_size, data.image_size, 3), model.vision_stride),
-      ("audio", (batch, data.n_fft // 2 + 1, data.spec_frames, 1), model.audio_stride)):
+      ("audio", (batch, *media.spectrogram_shape(data)), model.audio_stride)):
     tower = towers.ConvTower(towers.scaled_widths(model.width), stride)
     x = jnp.ones(shape, jnp.float32)
     variables = tower.init(jax.random.PRNGKey(0), x, True)

@@ -14,6 +14,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from data_pipeline import media
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -47,7 +49,7 @@ def dummy_inputs(data_cfg: ml_collections.ConfigDict, batch_size: int = 1):
   """Zero image and spectrogram batches of the configured sizes (for init and tracing)."""
   size = data_cfg.image_size
   image = np.zeros((batch_size, size, size, 3), np.uint8)
-  audio = np.zeros((batch_size, data_cfg.n_fft // 2 + 1, data_cfg.spec_frames, 1), np.float32)
+  audio = np.zeros((batch_size, *media.spectrogram_shape(data_cfg)), np.float32)
   return image, audio
 
 

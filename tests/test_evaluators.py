@@ -246,3 +246,64 @@ def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
   centre = metrics.centre_prior_maps(1, 224, 224)
   scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
   assert scores[0] > 0.7
+
+
+# Results of all four evaluators as a run gives them, with notes and the run's step and split.
+FULL_RESULTS = {
+    "step": 2400, "split": "test",
+    "avc_accuracy": 0.8125,
+    "ndcg30/im-im": 0.612345, "ndcg30/im-aud": 0.5, "ndcg30/aud-im": 0.49, "ndcg30/aud-aud": 0.7,
+    "ndcg30/random": 0.25,
+    "note/retrieval": "a retrieval note",
+    "loc/ciou_ap50": 0.4, "loc/auc": 0.38, "loc/ciou_mean": 0.41, "loc/pointing": 0.75,
+    "loc/distractor_pick": 0.125,
+    "baseline/centre/loc/ciou_ap50": 0.3, "baseline/centre/loc/auc": 0.29,
+    "baseline/centre/loc/ciou_mean": 0.33, "baseline/centre/loc/pointing": 0.5,
+    "baseline/centre/loc/distractor_pick": 0.25,
+    "loc/num_images": 38.0,
+    "probe/audio_accuracy": 0.9, "probe/image_accuracy": 0.85, "probe/chance": 0.2,
+    "note/extra": "a note",
+}
+
+FULL_TABLE = """\
+metric                   value  baseline
+--------------------------------------------------
+avc_accuracy            0.8125  0.5000 (chance: balanced pairs)
+ndcg30/im-im            0.6123  0.2500 (ndcg30/random)
+ndcg30/im-aud           0.5000  0.2500 (ndcg30/random)
+ndcg30/aud-im           0.4900  0.2500 (ndcg30/random)
+ndcg30/aud-aud          0.7000  0.2500 (ndcg30/random)
+loc/ciou_ap50           0.4000  0.3000 (baseline/centre/loc/ciou_ap50)
+loc/auc                 0.3800  0.2900 (baseline/centre/loc/auc)
+loc/ciou_mean           0.4100  0.3300 (baseline/centre/loc/ciou_mean)
+loc/pointing            0.7500  0.5000 (baseline/centre/loc/pointing)
+loc/distractor_pick     0.1250  0.2500 (baseline/centre/loc/distractor_pick)
+loc/num_images              38
+probe/audio_accuracy    0.9000  0.2000 (probe/chance)
+probe/image_accuracy    0.8500  0.2000 (probe/chance)
+
+  step: 2400
+  split: test
+
+notes:
+  note/retrieval: a retrieval note
+  note/extra: a note"""
+
+
+def test_table_puts_each_baseline_beside_its_metric():
+  assert evaluate.format_table(FULL_RESULTS) == FULL_TABLE
+
+
+def test_table_of_baselines_without_their_metrics():
+  # AVC's fixed chance line leads; a baseline whose metric is missing is a row of its own.
+  table = evaluate.format_table({"ndcg5/random": 0.25, "probe/chance": 0.2, "loss": 1.5,
+                                 "loc/auc": 0.5, "avc_accuracy": 0.75})
+  assert table == """\
+metric           value  baseline
+------------------------------------------
+avc_accuracy    0.7500  0.5000 (chance: balanced pairs)
+ndcg5/random    0.2500
+probe/chance    0.2000
+loc/auc         0.5000
+
+  loss: 1.5000"""

@@ -9,13 +9,10 @@ from typing import Sequence
 
 import ml_collections
 
+from avjax.errors import ConfigError
 from experiments import ave, avol, l3
 
 EXPERIMENTS = {"l3": l3, "ave": ave, "avol": avol}
-
-
-class ConfigError(ValueError):
-  """A bad experiment name, variant or override; the message is one line for the user."""
 
 
 def get_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:

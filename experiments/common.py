@@ -56,7 +56,7 @@ def base_config(head: str, variant: str) -> ml_collections.ConfigDict:
         decay_every_steps=800, log_every_steps=25, checkpoint_every_steps=400))
     config.eval.every_steps = 1200
     config.eval.batch_size = 64
-    config.eval.avc_frames_per_clip = 10  # 38 test clips: 760 AVC pairs instead of 76
+    config.eval.avc.frames_per_clip = 10  # 38 test clips: 760 AVC pairs instead of 76
   elif variant == "tiny":
     config.model.width = 1 / 16
     config.data.update(dict(

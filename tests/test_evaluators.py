@@ -5,13 +5,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from avjax import config as config_lib
 from avjax import evaluate
+from avjax.errors import ConfigError
 from avjax.evaluate import metrics
 from avjax.evaluate.avc import AvcEvaluator
 from avjax.evaluate.localisation import LocalisationEvaluator
 from avjax.evaluate.probe import ProbeEvaluator
 from avjax.evaluate.retrieval import RetrievalEvaluator
-from data_pipeline.clips import Clip, DataError
+from data_pipeline.clips import Clip
 
 NUM_CLIPS, NUM_CLASSES, BATCH, SIZE = 150, 5, 32, 8
 CLASSES = [f"class{c}" for c in range(NUM_CLASSES)]
@@ -23,9 +25,11 @@ CLIPS = [Clip(path=f"v{i}.mp4", audio_path=f"v{i}.mp4", duration=3.0, fps=8.0, a
 CORNERS = np.array([[0, 0, .4, .4], [.6, 0, 1, .4], [0, .6, .4, 1], [.6, .6, 1, 1]], np.float32)
 
 
-def make_batches(mode, num_clips=NUM_CLIPS, boxes=True):
+def make_batches(mode, num_clips=NUM_CLIPS, boxes=True, frames_per_clip=1):
   """Batches of the contract. The toy "content": image[..., 0, 0, 0] holds the frame's clip
-  index and audio[..., 0, 0, 0] the audio's clip index (negatives: another clip)."""
+  index and audio[..., 0, 0, 0] the audio's clip index (negatives: another clip). One frame
+  per clip whatever frames_per_clip asks (the toy frames of a clip would all be the same)."""
+  del frames_per_clip
   rng = np.random.default_rng(0)
   rows = np.arange(num_clips)
   audio_src = rows.copy()
@@ -235,17 +239,54 @@ def test_l3_run_gives_notes_and_no_cross_modal_rows():
   assert "note/localisation" in evaluate.format_table(results)
 
 
-def test_unknown_evaluator_is_a_data_error():
+def test_unknown_evaluator_is_a_config_error_of_one_line():
   cfg = evaluate.default_eval_config()
   cfg.evaluators = ("avc", "nope")
-  with pytest.raises(DataError, match="nope"):
+  with pytest.raises(ConfigError) as err:
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  assert str(err.value) == ("unknown evaluator(s) nope in eval.evaluators; "
+                            "known: avc, retrieval, localisation, probe")
 
 
-def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
-  centre = metrics.centre_prior_maps(1, 224, 224)
-  scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
-  assert scores[0] > 0.7
+def test_every_registered_evaluator_has_its_block_of_defaults():
+  cfg = evaluate.default_eval_config()
+  assert cfg.avc.to_dict() == {"frames_per_clip": 1}
+  assert cfg.retrieval.to_dict() == {"k": 30, "query_chunk": 512, "db_chunk": 4096}
+  assert cfg.localisation.to_dict() == {"size": 224}
+  assert cfg.probe.to_dict() == {"folds": 5, "c": 1.0}
+  # A block is there to override even when its evaluator does not run.
+  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc", "eval.probe.c=0.5"])
+  assert config.eval.probe.c == 0.5
+  ev, = evaluate.build_evaluators(config.eval, make_batches, CLIPS, CLASSES)
+  assert isinstance(ev, AvcEvaluator)
+
+
+def test_evaluators_are_built_from_their_blocks():
+  config = config_lib.get_config("ave:tiny", [
+      "eval.evaluators=retrieval,probe,avc", "eval.retrieval.k=5", "eval.probe.folds=3",
+      "eval.avc.frames_per_clip=4", "eval.seed=7"])
+  asked = []
+  def recording(mode, **options):
+    asked.append((mode, options))
+    return make_batches(mode, **options)
+  retrieval, probe, avc = evaluate.build_evaluators(config.eval, recording, CLIPS, CLASSES)
+  assert (retrieval.k, probe.folds, probe.c, probe.seed) == (5, 3, 1.0, 7)
+  results = evaluate.run_evaluators([retrieval, probe, avc], toy_model("ave"))
+  assert {"ndcg5/im-im", "ndcg5/random", "probe/chance", "avc_accuracy"} <= set(results)
+  assert not any(key.startswith("ndcg30") for key in results)
+  # frames_per_clip is an option of the "pairs" batches, passed on by the AVC evaluator.
+  assert asked == [("positives", {}), ("pairs", {"frames_per_clip": 4})]
+  table = evaluate.format_table(results)
+  assert "0.2000 (probe/chance)" in next(l for l in table.splitlines() if l.startswith("probe/"))
+  assert "(ndcg5/random)" in next(l for l in table.splitlines() if l.startswith("ndcg5/im-im"))
+
+
+def test_an_unknown_key_in_a_block_is_a_config_error():
+  cfg = evaluate.default_eval_config()
+  cfg.retrieval = ml_collections.ConfigDict(dict(k=5, kk=3))
+  with pytest.raises(ConfigError,
+                     match="unknown key.s. kk in eval.retrieval; keys: k, query_chunk"):
+    evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
 
 
 # Results of all four evaluators as a run gives them, with notes and the run's step and split.

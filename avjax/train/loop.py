@@ -115,10 +115,9 @@ def build_split_evaluators(config: ml_collections.ConfigDict, dataset: index.Dat
   if not clips:
     raise ConfigError(f"the dataset has no '{split}' clips to evaluate on")
 
-  def make_batches(mode: str):
+  def make_batches(mode: str, **batch_options):
     return pipeline.eval_batches(config.data, clips, batch_size=config.eval.batch_size,
-                                 seed=config.eval.seed, mode=mode,
-                                 frames_per_clip=config.eval.avc_frames_per_clip)
+                                 seed=config.eval.seed, mode=mode, **batch_options)
 
   return evaluate.build_evaluators(config.eval, make_batches, clips, dataset.classes,
                                    ontology=dataset.ontology)

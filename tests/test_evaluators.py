@@ -8,8 +8,9 @@ import pytest
 from avjax import config as config_lib
 from avjax import evaluate
 from avjax.errors import ConfigError
-from avjax.evaluate import metrics
+from avjax.evaluate import metrics, registry
 from avjax.evaluate.avc import AvcEvaluator
+from avjax.evaluate.common import Evaluator
 from avjax.evaluate.localisation import LocalisationEvaluator
 from avjax.evaluate.probe import ProbeEvaluator
 from avjax.evaluate.retrieval import RetrievalEvaluator
@@ -287,6 +288,73 @@ def test_an_unknown_key_in_a_block_is_a_config_error():
   with pytest.raises(ConfigError,
                      match="unknown key.s. kk in eval.retrieval; keys: k, query_chunk"):
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+
+
+class _HitRateEvaluator(Evaluator):
+  """A toy evaluator: the fraction of pairs whose logit exceeds `margin`, read against the
+  fraction of positive pairs."""
+
+  name = "hit_rate"
+  mode = "pairs"
+  defaults = {"margin": 0.0}
+
+  def __init__(self, batches, margin=0.0):
+    super().__init__(batches)
+    self.margin = margin
+
+  @staticmethod
+  def baseline(key):
+    return "hits/positives" if key == "hits/rate" else None
+
+  def evaluate(self, collected):
+    yield "hits/rate", float(np.mean(collected["logit"] > self.margin))
+    yield "hits/positives", float(np.mean(collected["label"]))
+
+
+@pytest.fixture
+def hit_rate_registered():
+  registry.register(_HitRateEvaluator)
+  try:
+    yield
+  finally:
+    registry.unregister(_HitRateEvaluator.name)
+
+
+def test_a_registered_evaluator_is_configured_built_run_and_tabled(hit_rate_registered):
+  del hit_rate_registered
+  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc,hit_rate",
+                                               "eval.hit_rate.margin=5"])
+  assert config.eval.hit_rate.margin == 5.0
+  calls = []
+  results = evaluate.run_evaluators(
+      evaluate.build_evaluators(config.eval, make_batches, CLIPS, CLASSES),
+      toy_model(calls=calls))
+  # The toy logits are +-4: none above the margin of 5. Half the pairs are positives.
+  assert results["hits/rate"] == 0.0 and results["hits/positives"] == 0.5
+  assert len(calls) == -(-2 * NUM_CLIPS // BATCH)  # one pass over the pairs, shared with AVC
+  table = evaluate.format_table(results).splitlines()
+  assert [line for line in table if line.startswith("hits/")] == [
+      "hits/rate       0.0000  0.5000 (hits/positives)"]
+
+
+def test_unregistering_removes_the_block_and_the_name():
+  registry.register(_HitRateEvaluator)
+  registry.unregister(_HitRateEvaluator.name)
+  assert "hit_rate" not in evaluate.default_eval_config()
+  assert list(registry.registered()) == ["avc", "retrieval", "localisation", "probe"]
+
+
+def test_two_evaluators_cannot_share_a_name():
+  class Other(_HitRateEvaluator):
+    name = "probe"
+  with pytest.raises(ValueError, match="'probe' is taken by ProbeEvaluator"):
+    registry.register(Other)
+
+
+def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
+  centre = metrics.centre_prior_maps(1, 224, 224)
+  scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
+  assert scores[0] > 0.7
 
 
 # Results of all four evaluators as a run gives them, with notes and the run's step and split.

@@ -67,7 +67,7 @@ def laptop_demo(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       decay_every_steps=800, log_every_steps=25, checkpoint_every_steps=400))
   config.eval.every_steps = 1200
   config.eval.batch_size = 64
-  config.eval.avc_frames_per_clip = 10  # 38 test clips: 760 AVC pairs instead of 76
+  config.eval.avc.frames_per_clip = 10  # 38 test clips: 760 AVC pairs instead of 76
   return config
 
 

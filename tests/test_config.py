@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from avjax import config as config_lib
+from avjax.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ["l3", "ave", "avol"])
@@ -35,6 +36,15 @@ def test_overrides_are_typed_by_the_field_they_replace():
   assert tuple(config.eval.evaluators) == ("avc", "probe")
 
 
+def test_evaluator_blocks_are_overridden_like_any_section():
+  config = config_lib.get_config("avol:demo", ["eval.retrieval.k=5", "eval.probe.c=0.5"])
+  assert config.eval.retrieval.k == 5 and isinstance(config.eval.retrieval.k, int)
+  assert config.eval.probe.c == 0.5
+  assert config.eval.avc.frames_per_clip == 10  # the demo variants' setting
+  assert config_lib.get_config("avol").eval.avc.frames_per_clip == 1
+  assert config_lib.ConfigError is ConfigError
+
+
 @pytest.mark.parametrize("spec, overrides, expected", [
     ("nope", [], "unknown experiment 'nope'; experiments: l3, ave, avol"),
     ("avol:huge", [], "unknown variant 'huge' of experiment 'avol'; variants: paper, demo, tiny"),
@@ -42,6 +52,9 @@ def test_overrides_are_typed_by_the_field_they_replace():
     ("avol", ["trian.batch_size=3"], "unknown config section 'trian'"),
     ("avol", ["train.batch_size=many"], "bad value for --config.train.batch_size"),
     ("avol", ["train.batch_size"], "is not of the form --config.KEY=VALUE"),
+    ("avol", ["eval.retrieval.kk=3"],
+     "unknown config key 'eval.retrieval.kk'; keys of 'eval.retrieval': db_chunk, k, query_chunk"),
+    ("avol", ["eval.ndcg_k=5"], "unknown config key 'eval.ndcg_k'"),  # now eval.retrieval.k
 ])
 def test_mistakes_raise_one_line_naming_what_exists(spec, overrides, expected):
   with pytest.raises(config_lib.ConfigError) as err:

@@ -5,13 +5,16 @@ import ml_collections
 import numpy as np
 import pytest
 
+from avjax import config as config_lib
 from avjax import evaluate
-from avjax.evaluate import metrics
+from avjax.errors import ConfigError
+from avjax.evaluate import metrics, registry
 from avjax.evaluate.avc import AvcEvaluator
+from avjax.evaluate.common import Evaluator
 from avjax.evaluate.localisation import LocalisationEvaluator
 from avjax.evaluate.probe import ProbeEvaluator
 from avjax.evaluate.retrieval import RetrievalEvaluator
-from data_pipeline.clips import Clip, DataError
+from data_pipeline.clips import Clip
 
 NUM_CLIPS, NUM_CLASSES, BATCH, SIZE = 150, 5, 32, 8
 CLASSES = [f"class{c}" for c in range(NUM_CLASSES)]
@@ -23,9 +26,11 @@ CLIPS = [Clip(path=f"v{i}.mp4", audio_path=f"v{i}.mp4", duration=3.0, fps=8.0, a
 CORNERS = np.array([[0, 0, .4, .4], [.6, 0, 1, .4], [0, .6, .4, 1], [.6, .6, 1, 1]], np.float32)
 
 
-def make_batches(mode, num_clips=NUM_CLIPS, boxes=True):
+def make_batches(mode, num_clips=NUM_CLIPS, boxes=True, frames_per_clip=1):
   """Batches of the contract. The toy "content": image[..., 0, 0, 0] holds the frame's clip
-  index and audio[..., 0, 0, 0] the audio's clip index (negatives: another clip)."""
+  index and audio[..., 0, 0, 0] the audio's clip index (negatives: another clip). One frame
+  per clip whatever frames_per_clip asks (the toy frames of a clip would all be the same)."""
+  del frames_per_clip
   rng = np.random.default_rng(0)
   rows = np.arange(num_clips)
   audio_src = rows.copy()
@@ -235,14 +240,179 @@ def test_l3_run_gives_notes_and_no_cross_modal_rows():
   assert "note/localisation" in evaluate.format_table(results)
 
 
-def test_unknown_evaluator_is_a_data_error():
+def test_unknown_evaluator_is_a_config_error_of_one_line():
   cfg = evaluate.default_eval_config()
   cfg.evaluators = ("avc", "nope")
-  with pytest.raises(DataError, match="nope"):
+  with pytest.raises(ConfigError) as err:
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  assert str(err.value) == ("unknown evaluator(s) nope in eval.evaluators; "
+                            "known: avc, retrieval, localisation, probe")
+
+
+def test_every_registered_evaluator_has_its_block_of_defaults():
+  cfg = evaluate.default_eval_config()
+  assert cfg.avc.to_dict() == {"frames_per_clip": 1}
+  assert cfg.retrieval.to_dict() == {"k": 30, "query_chunk": 512, "db_chunk": 4096}
+  assert cfg.localisation.to_dict() == {"size": 224}
+  assert cfg.probe.to_dict() == {"folds": 5, "c": 1.0}
+  # A block is there to override even when its evaluator does not run.
+  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc", "eval.probe.c=0.5"])
+  assert config.eval.probe.c == 0.5
+  ev, = evaluate.build_evaluators(config.eval, make_batches, CLIPS, CLASSES)
+  assert isinstance(ev, AvcEvaluator)
+
+
+def test_evaluators_are_built_from_their_blocks():
+  config = config_lib.get_config("ave:tiny", [
+      "eval.evaluators=retrieval,probe,avc", "eval.retrieval.k=5", "eval.probe.folds=3",
+      "eval.avc.frames_per_clip=4", "eval.seed=7"])
+  asked = []
+  def recording(mode, **options):
+    asked.append((mode, options))
+    return make_batches(mode, **options)
+  retrieval, probe, avc = evaluate.build_evaluators(config.eval, recording, CLIPS, CLASSES)
+  assert (retrieval.k, probe.folds, probe.c, probe.seed) == (5, 3, 1.0, 7)
+  results = evaluate.run_evaluators([retrieval, probe, avc], toy_model("ave"))
+  assert {"ndcg5/im-im", "ndcg5/random", "probe/chance", "avc_accuracy"} <= set(results)
+  assert not any(key.startswith("ndcg30") for key in results)
+  # frames_per_clip is an option of the "pairs" batches, passed on by the AVC evaluator.
+  assert asked == [("positives", {}), ("pairs", {"frames_per_clip": 4})]
+  table = evaluate.format_table(results)
+  assert "0.2000 (probe/chance)" in next(l for l in table.splitlines() if l.startswith("probe/"))
+  assert "(ndcg5/random)" in next(l for l in table.splitlines() if l.startswith("ndcg5/im-im"))
+
+
+def test_an_unknown_key_in_a_block_is_a_config_error():
+  cfg = evaluate.default_eval_config()
+  cfg.retrieval = ml_collections.ConfigDict(dict(k=5, kk=3))
+  with pytest.raises(ConfigError,
+                     match="unknown key.s. kk in eval.retrieval; keys: k, query_chunk"):
+    evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+
+
+class _HitRateEvaluator(Evaluator):
+  """A toy evaluator: the fraction of pairs whose logit exceeds `margin`, read against the
+  fraction of positive pairs."""
+
+  name = "hit_rate"
+  mode = "pairs"
+  defaults = {"margin": 0.0}
+
+  def __init__(self, batches, margin=0.0):
+    super().__init__(batches)
+    self.margin = margin
+
+  @staticmethod
+  def baseline(key):
+    return "hits/positives" if key == "hits/rate" else None
+
+  def evaluate(self, collected):
+    yield "hits/rate", float(np.mean(collected["logit"] > self.margin))
+    yield "hits/positives", float(np.mean(collected["label"]))
+
+
+@pytest.fixture
+def hit_rate_registered():
+  registry.register(_HitRateEvaluator)
+  try:
+    yield
+  finally:
+    registry.unregister(_HitRateEvaluator.name)
+
+
+def test_a_registered_evaluator_is_configured_built_run_and_tabled(hit_rate_registered):
+  del hit_rate_registered
+  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc,hit_rate",
+                                               "eval.hit_rate.margin=5"])
+  assert config.eval.hit_rate.margin == 5.0
+  calls = []
+  results = evaluate.run_evaluators(
+      evaluate.build_evaluators(config.eval, make_batches, CLIPS, CLASSES),
+      toy_model(calls=calls))
+  # The toy logits are +-4: none above the margin of 5. Half the pairs are positives.
+  assert results["hits/rate"] == 0.0 and results["hits/positives"] == 0.5
+  assert len(calls) == -(-2 * NUM_CLIPS // BATCH)  # one pass over the pairs, shared with AVC
+  table = evaluate.format_table(results).splitlines()
+  assert [line for line in table if line.startswith("hits/")] == [
+      "hits/rate       0.0000  0.5000 (hits/positives)"]
+
+
+def test_unregistering_removes_the_block_and_the_name():
+  registry.register(_HitRateEvaluator)
+  registry.unregister(_HitRateEvaluator.name)
+  assert "hit_rate" not in evaluate.default_eval_config()
+  assert list(registry.registered()) == ["avc", "retrieval", "localisation", "probe"]
+
+
+def test_two_evaluators_cannot_share_a_name():
+  class Other(_HitRateEvaluator):
+    name = "probe"
+  with pytest.raises(ValueError, match="'probe' is taken by ProbeEvaluator"):
+    registry.register(Other)
 
 
 def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
   centre = metrics.centre_prior_maps(1, 224, 224)
   scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
   assert scores[0] > 0.7
+
+
+# Results of all four evaluators as a run gives them, with notes and the run's step and split.
+FULL_RESULTS = {
+    "step": 2400, "split": "test",
+    "avc_accuracy": 0.8125,
+    "ndcg30/im-im": 0.612345, "ndcg30/im-aud": 0.5, "ndcg30/aud-im": 0.49, "ndcg30/aud-aud": 0.7,
+    "ndcg30/random": 0.25,
+    "note/retrieval": "a retrieval note",
+    "loc/ciou_ap50": 0.4, "loc/auc": 0.38, "loc/ciou_mean": 0.41, "loc/pointing": 0.75,
+    "loc/distractor_pick": 0.125,
+    "baseline/centre/loc/ciou_ap50": 0.3, "baseline/centre/loc/auc": 0.29,
+    "baseline/centre/loc/ciou_mean": 0.33, "baseline/centre/loc/pointing": 0.5,
+    "baseline/centre/loc/distractor_pick": 0.25,
+    "loc/num_images": 38.0,
+    "probe/audio_accuracy": 0.9, "probe/image_accuracy": 0.85, "probe/chance": 0.2,
+    "note/extra": "a note",
+}
+
+FULL_TABLE = """\
+metric                   value  baseline
+--------------------------------------------------
+avc_accuracy            0.8125  0.5000 (chance: balanced pairs)
+ndcg30/im-im            0.6123  0.2500 (ndcg30/random)
+ndcg30/im-aud           0.5000  0.2500 (ndcg30/random)
+ndcg30/aud-im           0.4900  0.2500 (ndcg30/random)
+ndcg30/aud-aud          0.7000  0.2500 (ndcg30/random)
+loc/ciou_ap50           0.4000  0.3000 (baseline/centre/loc/ciou_ap50)
+loc/auc                 0.3800  0.2900 (baseline/centre/loc/auc)
+loc/ciou_mean           0.4100  0.3300 (baseline/centre/loc/ciou_mean)
+loc/pointing            0.7500  0.5000 (baseline/centre/loc/pointing)
+loc/distractor_pick     0.1250  0.2500 (baseline/centre/loc/distractor_pick)
+loc/num_images              38
+probe/audio_accuracy    0.9000  0.2000 (probe/chance)
+probe/image_accuracy    0.8500  0.2000 (probe/chance)
+
+  step: 2400
+  split: test
+
+notes:
+  note/retrieval: a retrieval note
+  note/extra: a note"""
+
+
+def test_table_puts_each_baseline_beside_its_metric():
+  assert evaluate.format_table(FULL_RESULTS) == FULL_TABLE
+
+
+def test_table_of_baselines_without_their_metrics():
+  # AVC's fixed chance line leads; a baseline whose metric is missing is a row of its own.
+  table = evaluate.format_table({"ndcg5/random": 0.25, "probe/chance": 0.2, "loss": 1.5,
+                                 "loc/auc": 0.5, "avc_accuracy": 0.75})
+  assert table == """\
+metric           value  baseline
+------------------------------------------
+avc_accuracy    0.7500  0.5000 (chance: balanced pairs)
+ndcg5/random    0.2500
+probe/chance    0.2000
+loc/auc         0.5000
+
+  loss: 1.5000"""

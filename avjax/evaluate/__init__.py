@@ -3,12 +3,18 @@
     evaluators = build_evaluators(config.eval, make_batches, clips, classes, ontology)
     results = run_evaluators(evaluators, predict_fn)   # {"avc_accuracy": 0.81, ...}
     print(format_table(results))
+
+Evaluators are registered by name (`registry.register`); importing this package registers
+the four below, in the order their config blocks appear in `default_eval_config`.
 """
 
+# Imported for their registration.
+from avjax.evaluate import avc, retrieval, localisation, probe  # pylint: disable=unused-import
+from avjax.evaluate import registry
 from avjax.evaluate.config import default_eval_config
 from avjax.evaluate.common import collect
-from avjax.evaluate.runner import EVALUATORS, build_evaluators, evaluate_all, run_evaluators
+from avjax.evaluate.runner import build_evaluators, evaluate_all, run_evaluators
 from avjax.evaluate.table import format_table
 
-__all__ = ["EVALUATORS", "build_evaluators", "collect", "default_eval_config", "evaluate_all",
-           "format_table", "run_evaluators"]
+__all__ = ["build_evaluators", "collect", "default_eval_config", "evaluate_all", "format_table",
+           "registry", "run_evaluators"]

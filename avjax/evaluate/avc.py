@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator, Mapping, Optional
 
-from avjax.evaluate import metrics
-from avjax.evaluate.common import Evaluator, Value
+from avjax.evaluate import metrics, registry
+from avjax.evaluate.common import Chance, EvalContext, Evaluator, Value
 
 
+@registry.register
 class AvcEvaluator(Evaluator):
   """Yields `avc_accuracy`: (logit > 0) == label over the valid rows of the "pairs" batches."""
 
   name = "avc"
   mode = "pairs"
+  # frames_per_clip: AVC pairs per clip: frames spread over its grid, each with its own sound
+  # and another video's (more = less noise).
+  defaults = {"frames_per_clip": 1}
+
+  @classmethod
+  def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> AvcEvaluator:
+    return cls(context.batches(cls.mode, frames_per_clip=block["frames_per_clip"]))
+
+  @staticmethod
+  def baseline(key: str) -> Optional[Chance]:
+    # Half the pairs are positives: a constant answer scores 0.5.
+    return Chance(0.5, "chance: balanced pairs") if key == "avc_accuracy" else None
 
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     if "logit" not in collected or not len(collected["logit"]):

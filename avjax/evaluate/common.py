@@ -5,11 +5,17 @@ also says which batches it reads (`mode`: "pairs" or "positives") and splits its
 `collect` (run the model over the batches once) and `evaluate(collected)`, so that
 `run_evaluators` can share one pass of the model between the evaluators of the same mode.
 Values are floats; evaluators may also yield string notes under "note/..." keys.
+
+Each evaluator class also declares its config block (`defaults`, eval.<name>), how it is
+built from that block (`from_config`) and which result is the baseline of each of its metrics
+(`baseline`); registered by name (avjax.evaluate.registry), that is all the config, the runner
+and the results table need to know of it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Union
+import dataclasses
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tqdm
@@ -54,14 +60,63 @@ def collect(batches: Iterable[Batch], predict_fn: PredictFn, desc: str = "eval",
   return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class Chance:
+  """A fixed line a metric is read against when no result holds its baseline."""
+  value: float
+  label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalContext:
+  """What evaluators are built from besides their config block.
+
+  Attributes:
+    make_batches: make_batches(mode, **batch_options) -> a fresh iterable of eval batches,
+      mode "pairs" or "positives" (data_pipeline.pipeline.eval_batches; "pairs" takes
+      frames_per_clip).
+    clips: the clip list the batches index with clip_index (their labels give relevance).
+    classes: class names, indexed by the batches' class_id.
+    ontology: AudioSet ontology by id, or None.
+    seed: eval.seed, for evaluators that draw at random (the probe's folds).
+  """
+  make_batches: Callable[..., Iterable[Batch]]
+  clips: Optional[Sequence]
+  classes: Sequence[str]
+  ontology: Optional[Mapping[str, dict]] = None
+  seed: int = 0
+
+  def batches(self, mode: str, **batch_options) -> BatchesFactory:
+    """A factory of this mode's batches, made with the given options."""
+    return lambda: self.make_batches(mode, **batch_options)
+
+
 class Evaluator:
-  """Base class: `mode` names the batches; subclasses implement `evaluate(collected)`."""
+  """Base class: `mode` names the batches; subclasses implement `evaluate(collected)`.
+
+  Class attributes: `name` (its name in eval.evaluators and its config block eval.<name>),
+  `mode` (the batches it reads: "pairs" or "positives") and `defaults` (the block's fields
+  and their default values).
+  """
 
   name = "evaluator"
   mode = "positives"
+  defaults: Mapping[str, Any] = {}
 
   def __init__(self, batches: BatchesFactory):
     self.batches = batches
+
+  @classmethod
+  def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> Evaluator:
+    """The evaluator set up by its config block (every field of `defaults`)."""
+    return cls(context.batches(cls.mode), **block)
+
+  @staticmethod
+  def baseline(key: str) -> Optional[Union[str, Chance]]:
+    """What the result `key` of this evaluator is read against: the key of another result,
+    a fixed Chance line, or None (not one of its metrics, or one without a baseline)."""
+    del key
+    return None
 
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     raise NotImplementedError

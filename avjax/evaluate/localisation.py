@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from avjax.evaluate import metrics
+from avjax.evaluate import metrics, registry
 from avjax.evaluate.common import BatchesFactory, Evaluator, Value
 
 
@@ -39,15 +39,21 @@ def localisation_metrics(maps: np.ndarray, target_boxes: np.ndarray,
   return out
 
 
+@registry.register
 class LocalisationEvaluator(Evaluator):
   """Yields loc/* for the model's loc_map and baseline/centre/loc/* for the centre prior."""
 
   name = "localisation"
   mode = "positives"
+  defaults = {"size": 224}  # maps are scored at size^2 (LVS / EZ-VSL: 224)
 
   def __init__(self, batches: BatchesFactory, size: int = 224, centre_sigma: float = 0.25):
     super().__init__(batches)
     self.size, self.centre_sigma = size, centre_sigma
+
+  @staticmethod
+  def baseline(key: str) -> Optional[str]:
+    return "baseline/centre/" + key if key.startswith("loc/") else None
 
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     if "loc_map" not in collected:

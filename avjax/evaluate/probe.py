@@ -12,12 +12,13 @@ frequent class).
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 from sklearn import linear_model, model_selection, pipeline, preprocessing
 
-from avjax.evaluate.common import BatchesFactory, Evaluator, Value
+from avjax.evaluate import registry
+from avjax.evaluate.common import BatchesFactory, EvalContext, Evaluator, Value
 
 
 def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
@@ -53,15 +54,27 @@ def majority_rate(labels: np.ndarray) -> float:
   return float(np.bincount(labels).max() / len(labels))
 
 
+@registry.register
 class ProbeEvaluator(Evaluator):
   """Yields probe/audio_accuracy, probe/image_accuracy and probe/chance (majority class)."""
 
   name = "probe"
   mode = "positives"
+  # folds: StratifiedGroupKFold folds, grouped by clip; c: the logistic regression's inverse
+  # L2 strength.
+  defaults = {"folds": 5, "c": 1.0}
 
   def __init__(self, batches: BatchesFactory, folds: int = 5, c: float = 1.0, seed: int = 0):
     super().__init__(batches)
     self.folds, self.c, self.seed = folds, c, seed
+
+  @classmethod
+  def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> ProbeEvaluator:
+    return cls(context.batches(cls.mode), seed=context.seed, **block)
+
+  @staticmethod
+  def baseline(key: str) -> Optional[str]:
+    return "probe/chance" if key.startswith("probe/") and key != "probe/chance" else None
 
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     labels = collected.get("class_id", np.zeros(0, np.int32))

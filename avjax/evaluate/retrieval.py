@@ -9,12 +9,12 @@ shared class). The mean is over queries with at least one relevant item.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from avjax.evaluate import knn, metrics
-from avjax.evaluate.common import BatchesFactory, Evaluator, Value
+from avjax.evaluate import knn, metrics, registry
+from avjax.evaluate.common import BatchesFactory, EvalContext, Evaluator, Value
 from avjax.evaluate.ontology import Relevance, flat_relevance, ontology_relevance
 
 DIRECTIONS = (("im-im", "image", "image"), ("im-aud", "image", "audio"),
@@ -37,11 +37,14 @@ def mean_ndcg(queries_x: np.ndarray, database_x: np.ndarray, relevance: Relevanc
   return float(np.nanmean(metrics.ndcg_at_k(idx, np.arange(n), relevance, k)))
 
 
+@registry.register
 class RetrievalEvaluator(Evaluator):
   """Yields ndcg{k}/im-im, im-aud, aud-im, aud-aud and ndcg{k}/random (exact expectation)."""
 
   name = "retrieval"
   mode = "positives"
+  # k: [OtS] reports nDCG@30; the chunks bound the similarity blocks held at once.
+  defaults = {"k": 30, "query_chunk": 512, "db_chunk": 4096}
 
   def __init__(self, batches: BatchesFactory, clips: Optional[Sequence], classes: Sequence[str],
                ontology: Optional[Mapping[str, dict]] = None, k: int = 30,
@@ -49,6 +52,19 @@ class RetrievalEvaluator(Evaluator):
     super().__init__(batches)
     self.clips, self.classes, self.ontology, self.k = clips, list(classes), ontology, k
     self.knn_kwargs = dict(query_chunk=query_chunk, db_chunk=db_chunk)
+
+  @classmethod
+  def from_config(cls, block: Mapping[str, Any],
+                  context: EvalContext) -> RetrievalEvaluator:
+    return cls(context.batches(cls.mode), context.clips, context.classes, context.ontology,
+               **block)
+
+  @staticmethod
+  def baseline(key: str) -> Optional[str]:
+    prefix = key.split("/")[0]
+    if prefix.startswith("ndcg") and not key.endswith("/random"):
+      return prefix + "/random"
+    return None
 
   def relevance(self, collected: dict) -> Relevance:
     labels = item_labels(collected, self.clips, self.classes)

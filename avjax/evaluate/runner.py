@@ -6,53 +6,47 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import ml_collections
 
-from avjax.evaluate.avc import AvcEvaluator
-from avjax.evaluate.common import Evaluator, PredictFn, Value, collect
-from avjax.evaluate.localisation import LocalisationEvaluator
-from avjax.evaluate.probe import ProbeEvaluator
-from avjax.evaluate.retrieval import RetrievalEvaluator
-from data_pipeline.clips import DataError
+from avjax.errors import ConfigError
+from avjax.evaluate import registry
+from avjax.evaluate.common import EvalContext, Evaluator, PredictFn, Value, collect
 
-EVALUATORS = ("avc", "retrieval", "localisation", "probe")
+
+def _block(eval_cfg: ml_collections.ConfigDict, evaluator: type) -> dict:
+  """The evaluator's config block eval.<name> over its defaults (a missing block: defaults)."""
+  given = eval_cfg.get(evaluator.name) or {}
+  unknown = sorted(set(given) - set(evaluator.defaults))
+  if unknown:
+    raise ConfigError(f"unknown key(s) {', '.join(unknown)} in eval.{evaluator.name}; "
+                      f"keys: {', '.join(evaluator.defaults)}")
+  return {**evaluator.defaults, **given}
 
 
 def build_evaluators(eval_cfg: ml_collections.ConfigDict,
-                     make_batches: Callable[[str], Iterable[dict]],
+                     make_batches: Callable[..., Iterable[dict]],
                      clips: Optional[Sequence], classes: Sequence[str],
                      ontology: Optional[Mapping[str, dict]] = None) -> list[Evaluator]:
-  """The evaluators named in eval_cfg.evaluators.
+  """The evaluators named in eval_cfg.evaluators, each built from its block eval.<name>.
 
   Args:
     eval_cfg: see `default_eval_config`.
-    make_batches: make_batches(mode) -> a fresh iterable of eval batches, mode "pairs" or
-      "positives" (data_pipeline.pipeline.eval_batches).
+    make_batches: make_batches(mode, **batch_options) -> a fresh iterable of eval batches,
+      mode "pairs" or "positives" (data_pipeline.pipeline.eval_batches).
     clips: the clip list the batches index with clip_index (their labels give relevance).
     classes: class names, indexed by the batches' class_id.
     ontology: AudioSet ontology by id; with it, retrieval relevance is 20 - ontology distance.
+
+  Raises:
+    ConfigError: an evaluator name nobody registered, or an unknown key in a block.
   """
-  unknown = [name for name in eval_cfg.evaluators if name not in EVALUATORS]
+  known = registry.registered()
+  unknown = [name for name in eval_cfg.evaluators if name not in known]
   if unknown:
-    raise DataError(f"unknown evaluator(s) {', '.join(unknown)} in eval.evaluators; "
-                    f"known: {', '.join(EVALUATORS)}")
-  get = eval_cfg.get
-
-  def factory(mode: str):
-    return lambda: make_batches(mode)
-
-  out = []
-  for name in eval_cfg.evaluators:
-    if name == "avc":
-      out.append(AvcEvaluator(factory("pairs")))
-    elif name == "retrieval":
-      out.append(RetrievalEvaluator(
-          factory("positives"), clips, classes, ontology, k=get("ndcg_k", 30),
-          query_chunk=get("retrieval_query_chunk", 512), db_chunk=get("retrieval_db_chunk", 4096)))
-    elif name == "localisation":
-      out.append(LocalisationEvaluator(factory("positives"), size=get("loc_size", 224)))
-    else:
-      out.append(ProbeEvaluator(factory("positives"), folds=get("probe_folds", 5),
-                                c=get("probe_c", 1.0), seed=get("seed", 0)))
-  return out
+    raise ConfigError(f"unknown evaluator(s) {', '.join(unknown)} in eval.evaluators; "
+                      f"known: {', '.join(known)}")
+  context = EvalContext(make_batches, clips, list(classes), ontology,
+                        seed=eval_cfg.get("seed", 0))
+  return [known[name].from_config(_block(eval_cfg, known[name]), context)
+          for name in eval_cfg.evaluators]
 
 
 def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
@@ -60,9 +54,10 @@ def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
   """Runs every evaluator; evaluators of the same mode share one pass of the model.
 
   The shared pass is the first evaluator's batches of that mode (all come from the same
-  make_batches(mode)); its outputs are kept in memory (labels, boxes, features, maps: no
-  images or audio but for the first keep_inputs rows) and handed to each evaluator's
-  `evaluate`. Returns (results, collected by mode).
+  make_batches(mode), and evaluators of one mode ask for the same batch options); its outputs
+  are kept in memory (labels, boxes, features, maps: no images or audio but for the first
+  keep_inputs rows) and handed to each evaluator's `evaluate`. Returns (results, collected by
+  mode).
   """
   results: dict[str, Value] = {}
   by_mode: dict[str, list[Evaluator]] = {}

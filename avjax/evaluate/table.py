@@ -1,21 +1,31 @@
-"""A console table of evaluation results, each metric beside its baseline."""
+"""A console table of evaluation results, each metric beside its baseline.
+
+Which result is the baseline of which metric is for each registered evaluator to say
+(`Evaluator.baseline`); the table asks them all.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
+
+from avjax.evaluate import registry
+from avjax.evaluate.common import Chance
+
+
+def _baseline(key: str, metrics: Mapping) -> Optional[Union[str, Chance]]:
+  """The baseline a metric is read against: a fixed Chance line, or the key of a result that
+  `metrics` holds; None if it has none."""
+  for evaluator in registry.registered().values():
+    base = evaluator.baseline(key)
+    if base is not None:
+      return base if isinstance(base, Chance) or (base in metrics and base != key) else None
+  return None
 
 
 def _baseline_key(key: str, metrics: Mapping) -> Optional[str]:
-  """The baseline a metric is read against, when the results hold one."""
-  if key.startswith("ndcg") and not key.endswith("/random"):
-    candidate = key.split("/")[0] + "/random"
-  elif key.startswith("loc/"):
-    candidate = "baseline/centre/" + key
-  elif key.startswith("probe/") and key != "probe/chance":
-    candidate = "probe/chance"
-  else:
-    return None
-  return candidate if candidate in metrics else None
+  """The result in `metrics` a metric is read against, when it holds one."""
+  base = _baseline(key, metrics)
+  return base if isinstance(base, str) else None
 
 
 def _fmt(value, key: str = "") -> str:
@@ -32,10 +42,13 @@ def table_rows(metrics: Mapping[str, object]):
   Every key of `metrics` appears in one of them."""
   shown_as_baseline = {_baseline_key(k, metrics) for k in metrics} - {None}
   rows, notes, other = [], [], []
-  if "avc_accuracy" in metrics:
-    rows.append(("avc_accuracy", _fmt(metrics["avc_accuracy"]), "0.5000 (chance: balanced pairs)"))
+  # Metrics read against a fixed chance line (AVC accuracy) lead: the headline numbers.
+  against_chance = [k for k in metrics if isinstance(_baseline(k, metrics), Chance)]
+  for key in against_chance:
+    chance = _baseline(key, metrics)
+    rows.append((key, _fmt(metrics[key]), f"{_fmt(chance.value)} ({chance.label})"))
   for key, value in metrics.items():
-    if key == "avc_accuracy" or key in shown_as_baseline:
+    if key in against_chance or key in shown_as_baseline:
       continue
     if key.startswith("note/"):
       notes.append((key, str(value)))

@@ -35,12 +35,12 @@ class Evaluation:
 
 
 def split_batches(config: ml_collections.ConfigDict, clips: Sequence[Clip]) -> Callable:
-  """make_batches(mode) -> the split's fixed, seeded eval batches of that mode."""
+  """make_batches(mode, **batch_options) -> the split's fixed, seeded eval batches of that
+  mode (the options are the evaluators' own, e.g. the AVC pairs' frames_per_clip)."""
 
-  def make_batches(mode: str):
+  def make_batches(mode: str, **batch_options):
     return pipeline.eval_batches(config.data, clips, batch_size=config.eval.batch_size,
-                                 seed=config.eval.seed, mode=mode,
-                                 frames_per_clip=config.eval.avc_frames_per_clip)
+                                 seed=config.eval.seed, mode=mode, **batch_options)
 
   return make_batches
 

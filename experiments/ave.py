@@ -15,18 +15,8 @@ def paper():
   return common.paper_config("ave:paper", common.model_config("ave", stride=2))
 
 
-def demo():
-  """The laptop demo on the embedded dataset (the sizes of avol:demo)."""
-  config = common.laptop_demo(paper())
-  config.experiment = "ave:demo"
-  return config
-
-
-def tiny():
-  """A smoke test of the whole path, for the tests."""
-  config = common.smoke_test(paper())
-  config.experiment = "ave:tiny"
-  return config
-
-
-VARIANTS = {"paper": paper, "demo": demo, "tiny": tiny}
+VARIANTS = {
+    "paper": paper,
+    "demo": lambda: common.laptop_demo(paper(), "ave:demo"),  # avol:demo's sizes
+    "tiny": lambda: common.smoke_test(paper(), "ave:tiny"),   # the tests' smoke run
+}

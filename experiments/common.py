@@ -52,8 +52,9 @@ def paper_config(experiment: str, model: ml_collections.ConfigDict) -> ml_collec
   return config
 
 
-def laptop_demo(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def laptop_demo(config: ml_collections.ConfigDict, experiment: str) -> ml_collections.ConfigDict:
   """`demo`: a quarter-width net on 112^2 frames and 16 kHz sound, 2400 steps of 32 on a CPU."""
+  config.experiment = experiment
   config.model.width = 0.25
   config.data.update(dict(
       sample_rate=16000, n_fft=256, win_length=160, hop_length=160, spec_frames=100,
@@ -71,8 +72,9 @@ def laptop_demo(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
-def smoke_test(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def smoke_test(config: ml_collections.ConfigDict, experiment: str) -> ml_collections.ConfigDict:
   """`tiny`: a 1/16-width net on 32^2 frames, 4 steps on 48 clips: for tests, in seconds."""
+  config.experiment = experiment
   config.model.width = 1 / 16
   config.data.update(dict(
       sample_rate=8000, n_fft=128, win_length=80, hop_length=160, spec_frames=50,

@@ -51,12 +51,11 @@ def _ontology(root: str):
 
 
 def read(root: str) -> common.Listing:
-  index = common.media_by_stem(root)
+  segments = common.Segments(root)
   names = _names(root)
   ontology = _ontology(root)
   if not names and ontology:
     names = {k: v.get("name", k) for k, v in ontology.items()}
-  entries, skipped = [], []
   for csv_path in _csv_files(root):
     split = _split_of(os.path.basename(csv_path))
     for row in common.read_csv_rows(csv_path, skip_comments=True):
@@ -65,11 +64,6 @@ def read(root: str) -> common.Listing:
       youtube_id, start, end = row[0], float(row[1]), float(row[2])
       mids = [m.strip() for m in ",".join(row[3:]).split(",") if m.strip()]
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
-      entry = common.segment_entry(index, youtube_id, start, end, seconds=end - start,
-                                   clip_id=clip_id, labels=tuple(names.get(m, m) for m in mids),
-                                   split=split)
-      if entry is None:
-        skipped.append((clip_id, "missing file"))
-      else:
-        entries.append(entry)
-  return common.Listing(entries, skipped, ontology)
+      segments.add(youtube_id, start, end, seconds=end - start, clip_id=clip_id,
+                   labels=tuple(names.get(m, m) for m in mids), split=split)
+  return segments.listing(ontology)

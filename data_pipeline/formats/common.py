@@ -96,19 +96,30 @@ def find_segment(index: dict[str, str], youtube_id: str, start: float,
   return None
 
 
-def segment_entry(index: dict[str, str], youtube_id: str, start: float, end: Optional[float],
-                  *, seconds: float, clip_id: str, **fields) -> Optional[Entry]:
-  """The entry of the YouTube segment that starts at `start` and lasts `seconds`, or None when
-  no file in the index holds it (see find_segment; `end`, when given, is in trimmed names).
+class Segments:
+  """The entries of YouTube segments (AudioSet, Kinetics, VGGSound rows) found among the videos
+  under a root; segments no file holds are listed as skipped ("missing file")."""
 
-  A trimmed clip is read whole (from 0); a full video from the segment's start to its end.
-  """
-  found = find_segment(index, youtube_id, start, end)
-  if found is None:
-    return None
-  path, offset, full = found
-  return Entry(path=path, start=offset, end=offset + seconds if full else None,
-               clip_id=clip_id, **fields)
+  def __init__(self, root: str):
+    self.index = media_by_stem(root)
+    self.entries: list[Entry] = []
+    self.skipped: list[tuple[str, str]] = []
+
+  def add(self, youtube_id: str, start: float, end: Optional[float], *, seconds: float,
+          clip_id: str, **fields) -> None:
+    """The segment that starts at `start` and lasts `seconds` (see find_segment; `end`, when
+    given, is in trimmed names). A trimmed clip is read whole (from 0); a full video from the
+    segment's start to its end."""
+    found = find_segment(self.index, youtube_id, start, end)
+    if found is None:
+      self.skipped.append((clip_id, "missing file"))
+      return
+    path, offset, full = found
+    self.entries.append(Entry(path=path, start=offset, end=offset + seconds if full else None,
+                              clip_id=clip_id, **fields))
+
+  def listing(self, ontology: Optional[dict] = None) -> Listing:
+    return Listing(self.entries, self.skipped, ontology)
 
 
 def metadata_files(root: str, extensions: str | tuple[str, ...],

@@ -23,8 +23,7 @@ def detect(root: str) -> bool:
 
 
 def read(root: str) -> common.Listing:
-  index = common.media_by_stem(root)
-  entries, skipped = [], []
+  segments = common.Segments(root)
   for csv_path in _csv_files(root):
     rows = common.read_csv_rows(csv_path)
     header = [h.lower() for h in rows[0]]
@@ -37,11 +36,6 @@ def read(root: str) -> common.Listing:
       label = row[col["label"]] if "label" in col else ""
       split = common.normalise_split(row[col["split"]]) if "split" in col else None
       clip_id = f"{youtube_id}_{int(round(start)):06d}_{int(round(end)):06d}"
-      entry = common.segment_entry(index, youtube_id, start, end, seconds=end - start,
-                                   clip_id=clip_id, labels=(label,) if label else (),
-                                   split=split)
-      if entry is None:
-        skipped.append((clip_id, "missing file"))
-      else:
-        entries.append(entry)
-  return common.Listing(entries, skipped)
+      segments.add(youtube_id, start, end, seconds=end - start, clip_id=clip_id,
+                   labels=(label,) if label else (), split=split)
+  return segments.listing()

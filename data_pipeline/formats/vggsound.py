@@ -34,19 +34,13 @@ def detect(root: str) -> bool:
 
 
 def read(root: str) -> common.Listing:
-  index = common.media_by_stem(root)
-  entries, skipped = [], []
+  segments = common.Segments(root)
   for csv_path in _csv_files(root):
     for row in common.read_csv_rows(csv_path):
       if len(row) < 4 or not _is_number(row[1]):
         continue
       youtube_id, start, label, split = row[0], float(row[1]), row[2], row[3]
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
-      entry = common.segment_entry(index, youtube_id, start, None, seconds=SEGMENT_SECONDS,
-                                   clip_id=clip_id, labels=(label,),
-                                   split=common.normalise_split(split))
-      if entry is None:
-        skipped.append((clip_id, "missing file"))
-      else:
-        entries.append(entry)
-  return common.Listing(entries, skipped)
+      segments.add(youtube_id, start, None, seconds=SEGMENT_SECONDS, clip_id=clip_id,
+                   labels=(label,), split=common.normalise_split(split))
+  return segments.listing()

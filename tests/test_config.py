@@ -45,6 +45,32 @@ def test_evaluator_blocks_are_overridden_like_any_section():
   assert config_lib.ConfigError is ConfigError
 
 
+def test_an_experiment_module_outside_the_repository_by_dotted_name(tmp_path, monkeypatch):
+  (tmp_path / "my_lab").mkdir()
+  (tmp_path / "my_lab" / "__init__.py").write_text("")
+  (tmp_path / "my_lab" / "wide_avol.py").write_text(
+      "from experiments import avol\n"
+      "def small():\n"
+      "  config = avol.VARIANTS['tiny']()\n"
+      "  config.model.width = 0.5\n"
+      "  return config\n"
+      "VARIANTS = {'small': small}\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  config = config_lib.get_config("my_lab.wide_avol", ["train.num_steps=7"])  # first variant
+  assert config.model.width == 0.5 and config.train.num_steps == 7
+  assert config.model.name == "avol"
+  with pytest.raises(config_lib.ConfigError, match="cannot import experiment module 'my_lab.nope'"):
+    config_lib.get_config("my_lab.nope")
+
+
+def test_the_core_imports_only_the_experiment_asked_for():
+  code = ("import sys; from avjax import config; config.get_config('ave:tiny'); "
+          "print(sorted(m for m in sys.modules if m.startswith('experiments.')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, check=True).stdout
+  assert out.strip() == "['experiments.ave', 'experiments.common']"
+
+
 @pytest.mark.parametrize("spec, overrides, expected", [
     ("nope", [], "unknown experiment 'nope'; experiments: l3, ave, avol"),
     ("avol:huge", [], "unknown variant 'huge' of experiment 'avol'; variants: paper, demo, tiny"),

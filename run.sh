@@ -60,6 +60,22 @@ ensure_embedded() {
   "$PY" -m embedded_dataset --if-missing ${where[@]+"${where[@]}"}
 }
 
+# Runs one step of a multi-step job with SIGTERM and SIGINT passed on to it, so that a
+# scheduler's or Ctrl-C's stop reaches the trainer (which saves and exits 143 or 130) and the
+# job ends there with that status instead of going on. Single-step jobs use exec instead.
+run_step() {
+  "$@" &
+  local child=$! rc=0
+  trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+  wait "$child" || rc=$?
+  while kill -0 "$child" 2>/dev/null; do  # a trapped signal ends `wait` early: wait again
+    rc=0
+    wait "$child" || rc=$?
+  done
+  trap - TERM INT
+  return "$rc"
+}
+
 cmd="${1:-help}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -67,25 +83,25 @@ case "$cmd" in
     ensure_env
     ensure_embedded "$@"
     workdir="${AVJAX_WORKDIR:-workdirs/avol_demo}"
-    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" "$@"
-    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=eval "$@"
-    "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=export "$@"
+    run_step "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" "$@"
+    run_step "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=eval "$@"
+    run_step "$PY" -m avjax.main --experiment=avol:demo --workdir="$workdir" --mode=export "$@"
     ;;
   test)
     ensure_env
     ensure_chromium
     ensure_embedded
-    "$PY" -m pytest "$@"
+    exec "$PY" -m pytest "$@"
     ;;
   train)
     ensure_env
     ensure_embedded "$@"
-    "$PY" -m avjax.main "$@"
+    exec "$PY" -m avjax.main "$@"
     ;;
   bench)
     ensure_env
     ensure_embedded
-    "$PY" -m benchmarks "$@"
+    exec "$PY" -m benchmarks "$@"
     ;;
   *)
     echo "usage: ./run.sh demo|test|train|bench [ARGS...]" >&2

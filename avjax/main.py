@@ -88,6 +88,9 @@ def main(args: Args) -> None:
         report = eval_pictures.write_eval_pictures(config, evaluation, FLAGS.workdir)
         if report:
           print(f"Report (metrics, heat maps, retrieval, video): {report}")
+  except loop.TrainingStopped as stopped:
+    print(f"avjax: {stopped}", file=sys.stderr)
+    sys.exit(stopped.exit_code)
   except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError) as err:
     sys.exit(f"avjax: {err}")
 

@@ -140,25 +140,75 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, embedded_dir):
     assert [json.loads(line)["step"] for line in f] == [1, 2, 3, 4]
 
 
-def test_sigterm_saves_and_exits(tmp_path, embedded_dir):
+def test_sigterm_to_run_sh_train_saves_and_exits_143(tmp_path, embedded_dir):
+  """SIGTERM sent to `./run.sh train` (as a scheduler sends it) reaches the trainer, which
+  saves the step it reached and exits 143 ("stopped, resumable"), not 0."""
   workdir = str(tmp_path / "preempted")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.Popen(
-      [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
-       "--config.train.num_steps=100000", "--config.train.checkpoint_every_steps=100000",
+      ["bash", os.path.join(repo, "run.sh"), "train", "--experiment=avol:tiny",
+       f"--workdir={workdir}", "--config.train.num_steps=100000",
+       "--config.train.checkpoint_every_steps=100000",
        "--config.data.num_workers=1"],  # worker processes must not keep the run alive
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, AVJAX_VENV=sys.prefix))
   metrics = os.path.join(workdir, "metrics.jsonl")
   deadline = time.monotonic() + 240
   while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
     assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
     time.sleep(0.5)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signal.SIGTERM)  # to bash's pid: run.sh must have handed it to Python
   _, err = proc.communicate(timeout=120)
-  assert proc.returncode == 0, err[-2000:]
+  assert proc.returncode == 143, err[-2000:]
   step = latest_step(workdir)
   assert step is not None and step >= 1
+  assert f"avjax: stopped at step {step} of 100000" in err and "run the same command" in err
   with open(metrics) as f:
     assert json.loads(f.readlines()[-1])["step"] == step
+
+
+def test_a_stop_during_validation_saves_the_step_reached(tmp_path, embedded_dir, monkeypatch):
+  """SIGTERM while the validation of a step that is not a save step runs: that step is saved
+  all the same, and the trainer says it stopped (exit code 143), resumable."""
+  workdir = str(tmp_path / "stopped_in_eval")
+  real_run = loop.evaluate.run_evaluators
+
+  def run_then_sigterm(evaluators, predict_fn):
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the validation runs
+    return real_run(evaluators, predict_fn)
+
+  monkeypatch.setattr(loop.evaluate, "run_evaluators", run_then_sigterm)
+  with pytest.raises(loop.TrainingStopped, match="stopped at step 2 of 4") as stopped:
+    loop.train_and_evaluate(_config("avol:tiny", "train.num_steps=4", "eval.every_steps=2",
+                                    "train.checkpoint_every_steps=100"), workdir)
+  assert stopped.value.exit_code == 143
+  assert latest_step(workdir) == 2
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.batch_size=0", "train.batch_size=0; it must be at least 1"),
+    ("train.log_every_steps=0", "train.log_every_steps=0; it must be at least 1"),
+    ("train.checkpoint_every_steps=0", "train.checkpoint_every_steps=0; it must be at least 1"),
+    ("train.keep_checkpoints=0", "train.keep_checkpoints=0; it must be at least 1"),
+    ("train.keep_checkpoints=-1", "train.keep_checkpoints=-1; it must be at least 1"),
+    ("eval.batch_size=0", "eval.batch_size=0; it must be at least 1"),
+    ("eval.every_steps=-5", "eval.every_steps=-5; it must be at least 0"),
+    ("data.num_workers=-1", "data.num_workers=-1; it must be at least 0"),
+])
+def test_out_of_range_settings_are_one_line_before_any_work(override, expected, tmp_path):
+  with pytest.raises(config_lib.ConfigError) as err:
+    loop.train_and_evaluate(_config("avol:tiny", override), str(tmp_path / "w"))
+  assert expected in str(err.value) and "\n" not in str(err.value)
+  assert not os.path.exists(tmp_path / "w")  # nothing was started
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
+  path = tmp_path / "file"
+  path.write_text("not a folder")
+  with pytest.raises(config_lib.ConfigError, match="is a file; give a folder"):
+    loop.train_and_evaluate(_config("avol:tiny"), str(path))
+  with pytest.raises(config_lib.ConfigError, match="is a file; give a folder"):
+    evaluation.evaluate_checkpoint(_config("avol:tiny"), str(path))
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, embedded_dir):

@@ -66,6 +66,7 @@ class StopRequest:
 
   def __init__(self):
     self.requested = False
+    self.signum = 0  # the first signal received
     self._previous = {}
 
   def __enter__(self):
@@ -76,6 +77,8 @@ class StopRequest:
   def _handle(self, signum, frame):
     if self.requested and signum == signal.SIGINT:
       raise KeyboardInterrupt  # a second Ctrl-C stops at once
+    if not self.requested:
+      self.signum = signum
     self.requested = True
 
   def __exit__(self, *exc):

@@ -18,7 +18,7 @@ import ml_collections
 from avjax import evaluate
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
-from avjax.train.setup import make_predict_fn, setup
+from avjax.train.setup import check_workdir, make_predict_fn, setup
 from data_pipeline import index, pipeline
 from data_pipeline.clips import Clip
 
@@ -60,6 +60,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                         split: str = "test") -> Evaluation:
   """Scores a checkpoint of workdir (default: the latest) on `split`; writes
   workdir/eval/metrics.json and prints the table (process 0)."""
+  check_workdir(workdir)
   s = setup(config)
   ckpt = checkpoint_lib.Checkpointer(workdir)
   try:

@@ -19,12 +19,24 @@ from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train.evaluation import split_evaluators
 from avjax.train.metric_writer import MetricWriter
-from avjax.train.setup import TRAIN_KEYS, make_predict_fn, setup, to_device  # noqa: F401
+from avjax.train.setup import (TRAIN_KEYS, check_workdir, make_predict_fn,  # noqa: F401
+                               setup, to_device)
 from data_pipeline import pipeline
 
 
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+class TrainingStopped(Exception):
+  """SIGTERM or Ctrl-C stopped training after a checkpoint of the step reached was saved;
+  the same command resumes. `exit_code` is 128 + the signal (143 for SIGTERM, 130 for
+  Ctrl-C), the shells' convention for "ended by a signal", so a scheduler does not take the
+  run for finished."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.exit_code = 128 + signum
 
 
 class IntervalTimer:
@@ -87,7 +99,8 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.experiment in workdir, resuming from its latest checkpoint; returns the
-  last logged metrics."""
+  last logged metrics; raises TrainingStopped after saving when SIGTERM or Ctrl-C stopped it."""
+  check_workdir(workdir)
   s = setup(config)
   train_cfg = config.train
   writer = MetricWriter(workdir)
@@ -125,8 +138,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     def is_eval_step(step):
       return bool(evaluators) and step % config.eval.every_steps == 0
 
+    def log(step, pending):
+      """One host sync for the pending steps' metrics: checked, written, shown."""
+      logged = {**fetch_mean(pending), **timer.read_and_reset()}
+      check_finite(logged, step, ckpt)
+      writer.write(step, logged)
+      bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.2f}",
+                      clips_s=f"{logged['clips_per_s']:.1f}")
+      return logged
+
     # The loop: one step per batch; metrics fetched only at log and checkpoint steps.
-    last_logged, pending = {}, []
+    last_logged, pending, saved_step = {}, [], start_step
     timer = IntervalTimer(s.global_batch_size)
     bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
                     desc=config.experiment, unit="step", dynamic_ncols=True)
@@ -139,23 +161,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         step += 1
         bar.update(1)
         if is_log_step(step) or is_save_step(step) or stop.requested:
-          last_logged = {**fetch_mean(pending), **timer.read_and_reset()}
+          last_logged = log(step, pending)
           pending = []
-          check_finite(last_logged, step, ckpt)
-          writer.write(step, last_logged)
-          bar.set_postfix(loss=f"{last_logged['loss']:.3f}", acc=f"{last_logged['accuracy']:.2f}",
-                          clips_s=f"{last_logged['clips_per_s']:.1f}")
         if is_save_step(step) or stop.requested:
           ckpt.save(step, state, data_iter)
+          saved_step = step
         if is_eval_step(step):
           results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
           writer.write(step, {f"val/{k}": v for k, v in results.items()})
+      # A stop that came during a validation run or a save: the step reached is saved too.
+      if stop.requested and saved_step != step:
+        if pending:
+          last_logged = log(step, pending)
+        ckpt.save(step, state, data_iter)
     bar.close()
     ckpt.close()
     writer.close()
-    if stop.requested and is_main:
-      print(f"Stopped at step {step}; checkpoint saved in {ckpt.directory}")
   finally:
     # Grain's worker processes must be stopped, or the interpreter waits for them at exit.
     data_iter.close()
+  if stop.requested and step < train_cfg.num_steps:
+    raise TrainingStopped(f"stopped at step {step} of {train_cfg.num_steps} (signal "
+                          f"{stop.signum}); checkpoint saved in {ckpt.directory}: run the same "
+                          "command to resume", stop.signum)
   return last_logged

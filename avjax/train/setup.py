@@ -6,6 +6,7 @@
 """
 
 import dataclasses
+import os
 from typing import Callable
 
 import jax
@@ -46,13 +47,43 @@ def global_batch_size(train_cfg: ml_collections.ConfigDict) -> int:
   return train_cfg.batch_size
 
 
-def setup(config: ml_collections.ConfigDict) -> Setup:
-  """Checks the settings, loads the clip table and builds the model, state and steps."""
+# Settings that count something: (section, key, smallest allowed value).
+_AT_LEAST = (("train", "num_steps", 0), ("train", "per_device_batch_size", 0),
+             ("train", "log_every_steps", 1), ("train", "checkpoint_every_steps", 1),
+             ("train", "keep_checkpoints", 1), ("train", "warmup_steps", 0),
+             ("train", "decay_every_steps", 1), ("eval", "every_steps", 0),
+             ("eval", "batch_size", 1), ("data", "num_workers", 0))
+
+
+def check_settings(config: ml_collections.ConfigDict) -> None:
+  """Every out-of-range setting is one ConfigError line, before any work starts."""
+  for section, key, least in _AT_LEAST:
+    value = config[section][key]
+    if value < least:
+      raise ConfigError(f"{section}.{key}={value}; it must be at least {least}")
+  if config.train.per_device_batch_size == 0 and config.train.batch_size < 1:
+    raise ConfigError(f"train.batch_size={config.train.batch_size}; it must be at least 1 "
+                      "(or set train.per_device_batch_size)")
+  if config.eval.batch_size % jax.device_count():
+    raise ConfigError(f"eval.batch_size={config.eval.batch_size} is not a multiple of the "
+                      f"{jax.device_count()} devices")
+  global_batch_size(config.train)
   if config.train.negatives not in step_lib.NEGATIVES:
     raise ConfigError(f"train.negatives={config.train.negatives!r}; use one of "
                       + ", ".join(step_lib.NEGATIVES))
   if config.model.dtype not in nets.DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r}; use one of " + ", ".join(nets.DTYPES))
+
+
+def check_workdir(workdir: str) -> None:
+  """A workdir that exists must be a folder (one ConfigError line otherwise)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} is a file; give a folder (it is created if missing)")
+
+
+def setup(config: ml_collections.ConfigDict) -> Setup:
+  """Checks the settings, loads the clip table and builds the model, state and steps."""
+  check_settings(config)
   mesh = runtime.data_mesh()
   batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())

@@ -63,8 +63,12 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_job(tmp_path, workdir: str, timeout_s: float = 300) -> list[dict]:
-  """Starts the processes, waits for all (stopping the rest once one fails); their records."""
+def _run_job(tmp_path, workdir: str, timeout_s: float = 1500) -> list[dict]:
+  """Starts the processes, waits for all (stopping the rest once one fails); their records.
+
+  timeout_s only guards against a hang (processes stuck in a collective): a busy machine can
+  take several times as long as an idle one (300 s was too little on a loaded 2-core machine).
+  """
   port = _free_port()
   procs, logs, outs = [], [], []
   for i in range(PROCESSES):

@@ -50,13 +50,14 @@ def build_evaluators(eval_cfg: ml_collections.ConfigDict,
 
 
 def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
-                 keep_inputs: int = 0) -> tuple[dict[str, Value], dict[str, dict]]:
+                 keep_inputs: Optional[Mapping[str, int]] = None
+                 ) -> tuple[dict[str, Value], dict[str, dict]]:
   """Runs every evaluator; evaluators of the same mode share one pass of the model.
 
   The shared pass is the first evaluator's batches of that mode (all come from the same
   make_batches(mode), and evaluators of one mode ask for the same batch options); its outputs
   are kept in memory (labels, boxes, features, maps: no images or audio but for the first
-  keep_inputs rows) and handed to each evaluator's `evaluate`. Returns (results, collected by
+  keep_inputs[mode] rows) and handed to each evaluator's `evaluate`. Returns (results, collected by
   mode).
   """
   results: dict[str, Value] = {}
@@ -66,7 +67,7 @@ def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
   collected_by_mode = {}
   for mode, group in by_mode.items():
     collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}",
-                        keep_inputs=keep_inputs)
+                        keep_inputs=(keep_inputs or {}).get(mode, 0))
     for ev in group:
       results.update(ev.evaluate(collected))
     collected_by_mode[mode] = collected

@@ -70,8 +70,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     ckpt.close()
   evaluators = split_evaluators(config, s.dataset, split)
   predict_fn = make_predict_fn(s, state)
-  # The first rows keep their inputs, for the pictures drawn from them afterwards.
-  keep = config.eval.picture_items if config.eval.pictures else 0
+  # The first "positives" rows keep their inputs, for the pictures drawn from them afterwards
+  # (the pictures read no other mode).
+  keep = {"positives": config.eval.picture_items} if config.eval.pictures else {}
   results, collected = evaluate.evaluate_all(evaluators, predict_fn, keep_inputs=keep)
   results = {"step": int(step), "split": split, **results}
   out_dir = os.path.join(workdir, "eval")

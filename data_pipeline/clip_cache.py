@@ -86,7 +86,7 @@ class ClipCache:
     with decode.open_video(path, self.timeout_s) as (container, stream):
       for frame in container.decode(stream):
         if time.monotonic() > deadline:
-          raise decode.DecodeError("video decoding timed out")
+          raise decode.DecodeTimeout("video decoding timed out")
         t = decode.stream_time(stream, frame.pts)
         times.append(t if t is not None else (times[-1] + 1e-3 if times else 0.0))
         frames.append(features.resize(frame.to_ndarray(format="rgb24"), self.resize_size))

@@ -33,6 +33,10 @@ class DecodeError(Exception):
   """A media file could not be read; the message says why."""
 
 
+class DecodeTimeout(DecodeError):
+  """Reading ran past its time limit: a verdict on the machine's load as much as on the file."""
+
+
 def is_image(path: str) -> bool:
   return path.lower().endswith(media.IMAGE_EXTENSIONS)
 
@@ -55,6 +59,8 @@ def _open(path: str, timeout_s: float):
   _check_file(path)
   try:
     return av.open(path, timeout=timeout_s)
+  except av.ExitError:  # FFmpeg's interrupt callback fired: the open ran past timeout_s
+    raise DecodeTimeout(f"opening timed out after {timeout_s:g} s") from None
   except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
     raise DecodeError(f"not a media file ({media.failure_reason(e)})") from None
 
@@ -128,7 +134,7 @@ def _frame_at(container, stream, t, deadline, seek):
   try:
     for frame in container.decode(stream):
       if time.monotonic() > deadline:
-        raise DecodeError("video decoding timed out")
+        raise DecodeTimeout("video decoding timed out")
       ft = stream_time(stream, frame.pts)
       if ft is not None and ft > t + 1e-6:
         if previous is not None:
@@ -137,6 +143,8 @@ def _frame_at(container, stream, t, deadline, seek):
           return None  # landed after t
         return frame  # t before the first frame
       previous, first = frame, False
+  except av.ExitError:
+    raise DecodeTimeout("video decoding timed out") from None
   except av.FFmpegError as e:
     if previous is None:
       raise DecodeError(f"video decoding failed ({media.failure_reason(e)})") from None
@@ -193,7 +201,7 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
   try:
     for frame in container.decode(stream):
       if time.monotonic() > deadline:
-        raise DecodeError("audio decoding timed out")
+        raise DecodeTimeout("audio decoding timed out")
       ft = stream_time(stream, frame.pts)
       if ft is None:
         ft = next_time if next_time is not None else 0.0
@@ -208,6 +216,8 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
       lo, hi = max(0, offset), min(buffer.shape[0], offset + mono.shape[0])
       if hi > lo:
         buffer[lo:hi] = mono[lo - offset:hi - offset]
+  except av.ExitError:
+    raise DecodeTimeout("audio decoding timed out") from None
   except av.FFmpegError as e:
     if not decoded_any:
       raise DecodeError(f"audio decoding failed ({media.failure_reason(e)})") from None

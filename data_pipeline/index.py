@@ -185,6 +185,12 @@ def _summary(skipped) -> str:
   return ", ".join(f"{reason}: {n}" for reason, n in counts.most_common())
 
 
+def _transient_note(count: int, data_cfg) -> str:
+  return (f"{count} of them failed for the machine's sake (time or memory limit, crashed worker): "
+          "not remembered, they are probed again on the next run; on a busy machine raise "
+          f"data.per_file_timeout_s (now {float(data_cfg.get('per_file_timeout_s', 20.0)):g} s)")
+
+
 def load_dataset(data_cfg, *, progress: bool = True,
                  probe_fn: Callable[[str, str, float], dict] = media_check.probe_file,
                  memory_limit_mb: int = media_check.DEFAULT_MEMORY_LIMIT_MB) -> Dataset:
@@ -213,6 +219,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
       timeout_s=float(data_cfg.get("per_file_timeout_s", 20.0)),
       memory_limit_mb=memory_limit_mb, probe_fn=probe_fn, progress=progress)
   skipped = list(listing.skipped)
+  transient = sum(1 for r in results if r.get("transient"))
   clips = _build_clips(entries, results, skipped)
   clips = cap_clips(_carve_val(clips), int(data_cfg.get("max_clips", 0) or 0))
   log_path = _write_log(directory, fmt, root, skipped)
@@ -221,6 +228,8 @@ def load_dataset(data_cfg, *, progress: bool = True,
     if skipped and all(reason.startswith(media_check.CRASHED) for _, reason in skipped):
       detail += ("; every probe worker died, which usually means the workers could not start "
                  "(a script that indexes data needs an `if __name__ == \"__main__\":` guard)")
+    if transient:
+      detail += f"; {_transient_note(transient, data_cfg)}"
     raise DataError(f"no usable clip in {root} ({fmt} format): {len(skipped)} skipped{detail}")
   if progress:
     counts = collections.Counter(c.split for c in clips)
@@ -228,5 +237,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
           + ", ".join(f"{s} {counts[s]}" for s in ("train", "val", "test")), file=sys.stderr)
     if skipped:
       print(f"skipped {len(skipped)} ({_summary(skipped)}); list in {log_path}", file=sys.stderr)
+    if transient:
+      print(f"  {_transient_note(transient, data_cfg)}", file=sys.stderr)
   return Dataset(clips=clips, skipped=skipped, classes=class_names(clips), root=root,
                  format=fmt, ontology=listing.ontology, log_path=log_path, probed=probed)

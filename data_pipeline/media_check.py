@@ -6,6 +6,11 @@ runs it over many files in a pool of worker processes: a file that takes longer 
 per-file time limit has its worker killed (one hostile file never stalls indexing), workers
 run under an address-space limit, and results are cached in a JSON file keyed by path, size
 and modification time so a second run probes nothing that has not changed.
+
+Only verdicts on the file itself are cached. A transient failure (a time limit, the memory
+limit, a crashed worker) says as much about the machine's load at that moment as about the
+file: it is marked `transient`, never cached, and a timed-out file is tried once more, alone,
+after the others, so a busy first run keeps the same files as an idle one.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ SILENCE_PEAK = 1e-4
 SILENCE_WINDOWS = 5
 DEFAULT_MEMORY_LIMIT_MB = 6144
 _PROBE_RATE = 16000
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 1 cached transient failures as verdicts
 SAVE_EVERY_S = 30.0
 
 Item = tuple[str, str]  # (path, audio_path)
@@ -46,18 +51,22 @@ def probe_file(path: str, audio_path: Optional[str] = None, timeout_s: float = 2
   audio_path = audio_path or path
   try:
     return _probe(path, audio_path, timeout_s)
+  except decode.DecodeTimeout as e:
+    return _fail(f"{TIMED_OUT} ({e})", transient=True)
   except decode.DecodeError as e:
     return _fail(str(e))
   except MemoryError:
-    return _fail("out of memory")
+    return _fail(OUT_OF_MEMORY, transient=True)
 
 
 CRASHED = "decoder crashed"
+TIMED_OUT = "timed out"
+OUT_OF_MEMORY = "out of memory"
 
 
-def _fail(reason: str) -> dict:
-  return dict(ok=False, reason=reason, duration=None, fps=None, width=0, height=0,
-              audio_rate=0, audio_channels=0)
+def _fail(reason: str, transient: bool = False) -> dict:
+  return dict(ok=False, reason=reason, transient=transient, duration=None, fps=None, width=0,
+              height=0, audio_rate=0, audio_channels=0)
 
 
 def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
@@ -89,6 +98,8 @@ def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
     try:
       frame, frame_time = decode.read_frame_with_time(path, duration - step / 2,
                                                       timeout_s=timeout_s)
+    except decode.DecodeTimeout:
+      raise
     except decode.DecodeError as e:
       return _fail(f"undecodable video: {e}")
     if frame_time < duration - max(0.5, 3 * step):
@@ -102,6 +113,8 @@ def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
       peak = max(peak, float(np.abs(window).max()))
       if peak >= SILENCE_PEAK:
         break
+  except decode.DecodeTimeout:
+    raise
   except decode.DecodeError as e:
     return _fail(f"undecodable audio: {e}")
   if peak < SILENCE_PEAK:
@@ -146,7 +159,7 @@ def _worker(conn, probe_fn, timeout_s: float, memory_limit_mb: int) -> None:
     try:
       result = probe_fn(path, audio_path, timeout_s)
     except MemoryError:
-      result = _fail("out of memory")
+      result = _fail(OUT_OF_MEMORY, transient=True)
     except Exception as e:  # pylint: disable=broad-except
       result = _fail(f"probe failed: {type(e).__name__}: {e}".splitlines()[0][:200])
       result["traceback"] = traceback.format_exc(limit=3)
@@ -254,9 +267,8 @@ def probe_many(items: Sequence[Item], *, cache_path: Optional[str] = None,
   def save():
     fresh = load_cache(cache_path)  # another process may have added entries meanwhile
     fresh.update(cache)
-    # A crashed worker may be a start-up failure rather than a bad file: probe it again next time.
     fresh.update((keys[i], results[i]) for i in todo
-                 if results[i] is not None and not results[i]["reason"].startswith(CRASHED))
+                 if results[i] is not None and not results[i].get("transient"))
     save_cache(cache_path, fresh)
     last_save[0] = time.monotonic()
 
@@ -268,6 +280,11 @@ def probe_many(items: Sequence[Item], *, cache_path: Optional[str] = None,
   try:
     _run_pool(items, todo, results, timeout_s, num_workers, memory_limit_mb, probe_fn, progress,
               on_result)
+    # Timed out beside other probes: once more alone, where it has the cores to itself.
+    again = [i for i in todo if results[i]["reason"].startswith(TIMED_OUT)]
+    if again and len(again) < len(todo):
+      _run_pool(items, again, results, timeout_s, 1, memory_limit_mb, probe_fn, progress,
+                on_result)
   finally:
     if cache_path:
       save()
@@ -301,11 +318,11 @@ def _run_pool(items, todo, results, timeout_s, num_workers, memory_limit_mb, pro
             _, result = slot.conn.recv()
           except (EOFError, OSError):
             code = slot.proc.exitcode
-            result = _fail(CRASHED + (f" (exit {code})" if code else ""))
+            result = _fail(CRASHED + (f" (exit {code})" if code else ""), transient=True)
             slot.kill()
             slots[slots.index(slot)] = slot = _Slot(ctx, probe_fn, timeout_s, memory_limit_mb)
         elif time.monotonic() - slot.started > limit:
-          result = _fail(f"timed out after {timeout_s:g} s")
+          result = _fail(f"{TIMED_OUT} after {timeout_s:g} s", transient=True)
           slot.kill()
           slots[slots.index(slot)] = slot = _Slot(ctx, probe_fn, timeout_s, memory_limit_mb)
         else:

@@ -129,19 +129,49 @@ def test_hostile_files_are_given_up(tmp_path):
   start = time.monotonic()
   ds = index.load_dataset(_cfg(root, tmp_path / "cache", per_file_timeout_s=3.0),
                           probe_fn=hostile_probe, memory_limit_mb=2048, progress=False)
-  elapsed = time.monotonic() - start
   reasons = {os.path.basename(p): index.reason_kind(r) for p, r in ds.skipped}
   assert reasons == {"hang.mp4": "timed out after 3 s", "balloon.mp4": "out of memory",
                      "crash.mp4": "decoder crashed"}
   assert sorted(c.clip_id for c in ds.clips) == ["fine", "fine2"]
-  assert elapsed < 15
-  # Timed-out and over-memory files are cached: the next run does not wait for them again.
-  # A crash is probed again (a worker that could not start must not mark a file bad for good).
-  start = time.monotonic()
+  # Hang guard only: two 3 s limits (the retry alone) plus worker start-ups.
+  assert time.monotonic() - start < 120
+  # Each of the three failures may be the machine's (load, memory, a worker that could not
+  # start): none is remembered, the next run probes them again and caches only the good files.
   again = index.load_dataset(_cfg(root, tmp_path / "cache", per_file_timeout_s=3.0),
                              probe_fn=hostile_probe, progress=False)
-  assert again.probed == 1 and time.monotonic() - start < 5
+  assert again.probed == 3
   assert {os.path.basename(p) for p, _ in again.skipped} == set(reasons)
+
+
+def slow_first_time_probe(path, audio_path, timeout_s):
+  """Stands in for a loaded machine: each file's first probe runs past the limit."""
+  marker = path + ".seen"
+  if not os.path.exists(marker):
+    open(marker, "w").close()
+    time.sleep(3600)
+  return media_check.probe_file(path, audio_path, timeout_s)
+
+
+def test_a_file_timed_out_on_a_busy_machine_is_tried_again_alone(tmp_path):
+  root = tmp_path / "videos"
+  for name in ("a.mp4", "b.mp4", "c.mp4"):
+    mf.write_video(str(root / name), seconds=1.5)
+  (root / "a.mp4.seen").touch()  # a and b probe at once, c times out the first time
+  (root / "b.mp4.seen").touch()
+  ds = index.load_dataset(_cfg(root, tmp_path / "cache", per_file_timeout_s=2.0),
+                          probe_fn=slow_first_time_probe, progress=False)
+  assert sorted(c.clip_id for c in ds.clips) == ["a", "b", "c"] and not ds.skipped
+
+
+def test_a_too_short_time_limit_is_not_remembered(tmp_path):
+  root = tmp_path / "videos"
+  for name in ("a.mp4", "b.mp4"):
+    mf.write_video(str(root / name), seconds=1.5)
+  with pytest.raises(index.DataError, match="probed again on the next run.*per_file_timeout_s"):
+    index.load_dataset(_cfg(root, tmp_path / "cache", per_file_timeout_s=1e-6), progress=False)
+  # The next run with the default limit finds both files good.
+  ds = index.load_dataset(_cfg(root, tmp_path / "cache"), progress=False)
+  assert sorted(c.clip_id for c in ds.clips) == ["a", "b"] and ds.probed == 2
 
 
 def crashing_probe(path, audio_path, timeout_s):

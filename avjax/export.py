@@ -101,14 +101,15 @@ def export(config: ml_collections.ConfigDict, workdir: str, export_dir: str,
                       ": train first (--mode=train)")
   ckpt = checkpoint_lib.Checkpointer(workdir)
   try:
-    try:
-      step = ckpt.step_to_restore(step)
-    except ConfigError as err:
-      raise ExportError(str(err)) from None
     template = state_lib.create_train_state(
         build_model(config.model), state_lib.make_optimizer(config.train), config,
         runtime.data_mesh())
-    state = ckpt.restore(step, template)
+    try:
+      found, state = ckpt.restore_good(template, requested=step)
+      if found is None:
+        ckpt.step_to_restore()  # raises: no checkpoint, train first
+    except ConfigError as err:
+      raise ExportError(str(err)) from None
   finally:
     ckpt.close()
   return write_export(config, state.params, state.batch_stats, int(state.step), export_dir)

@@ -21,6 +21,9 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "export"],
 flags.DEFINE_integer("checkpoint", None, "Step to evaluate or export (default: the latest).")
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: WORKDIR/export).")
 flags.DEFINE_string("split", "test", "Split to evaluate in --mode=eval.")
+flags.DEFINE_list("allow_resume_change", [],
+                  "Fields a resume may change although they change the state or the data order "
+                  "(e.g. train.batch_size,seed); without it such a resume is refused.")
 flags.DEFINE_bool("distributed", False,
                   "Call jax.distributed.initialize() first (multi-host cluster jobs; the "
                   "coordinator is found from the cluster environment or the flags below).")
@@ -75,7 +78,7 @@ def main(args: Args) -> None:
   try:
     config = config_lib.get_config(FLAGS.experiment, args.overrides)
     if FLAGS.mode == "train":
-      loop.train_and_evaluate(config, FLAGS.workdir)
+      loop.train_and_evaluate(config, FLAGS.workdir, FLAGS.allow_resume_change)
     elif FLAGS.mode == "export":
       export_dir = FLAGS.export_dir or os.path.join(FLAGS.workdir, "export")
       export_dir = export_lib.export(config, FLAGS.workdir, export_dir, FLAGS.checkpoint)

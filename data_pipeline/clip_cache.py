@@ -47,6 +47,9 @@ class ClipCache:
     """The resized frame shown at t (the last frame with time <= t; the first before it)."""
     frames, times = self._get(self._frames, path, self._decode_frames)
     i = max(0, int(np.searchsorted(times, t + 1e-6, side="right")) - 1)
+    if times[i] < min(t, times[-1]) - 0.5:  # frames missing here: as decode.read_frame
+      raise decode.DecodeError(f"no video frame at {t:.2f} s: the frames jump from "
+                               f"{times[i]:.2f} s to {times[min(i + 1, len(times) - 1)]:.2f} s")
     return frames[i]
 
   def audio(self, path: str, clip_duration: float, center_t: float,

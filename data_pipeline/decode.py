@@ -25,6 +25,8 @@ from data_pipeline import media
 _AUDIO_PREROLL_S = 0.25
 # Samples kept each side of an audio window so resampling filters see real context.
 _RESAMPLE_MARGIN_S = 0.05
+# Samples inside an audio stream that may go undecoded (rounding at packet edges).
+_MAX_MISSING_S = 0.03
 # Frames are never wider/taller than this (a guard against absurd or corrupt headers).
 _MAX_SIDE = 8192
 
@@ -104,9 +106,13 @@ def read_frame(path: str, t: float, *, timeout_s: float = 20.0) -> np.ndarray:
   return read_frame_with_time(path, t, timeout_s=timeout_s)[0]
 
 
-def read_frame_with_time(path: str, t: float, *,
-                         timeout_s: float = 20.0) -> tuple[np.ndarray, float]:
-  """Like `read_frame`, also giving the returned frame's timestamp (0 for images)."""
+def read_frame_with_time(path: str, t: float, *, timeout_s: float = 20.0,
+                         strict: bool = True) -> tuple[np.ndarray, float]:
+  """Like `read_frame`, also giving the returned frame's timestamp (0 for images).
+
+  strict=False returns the last frame that decodes even when it is far older than t (the
+  probe uses it to say where a cut-off file ends).
+  """
   if is_image(path):
     return read_image(path), 0.0
   deadline = time.monotonic() + timeout_s
@@ -118,7 +124,24 @@ def read_frame_with_time(path: str, t: float, *,
       frame = _frame_at(container, stream, t, deadline, seek=False)
     if frame is None:
       raise DecodeError("no decodable video frame")
-    return frame.to_ndarray(format="rgb24"), stream_time(stream, frame.pts) or 0.0
+    frame_t = stream_time(stream, frame.pts) or 0.0
+    # The frame shown at t is at most a few frame intervals older (than t, or than the
+    # stream's end for a t past it); an older one means the frames between are missing.
+    end = _stream_end(container, stream)
+    tolerance = max(0.5, 3.0 / float(stream.average_rate or 8))
+    if strict and end is not None and frame_t < min(t, end) - tolerance:
+      raise DecodeError(f"no video frame at {t:.2f} s: decoding stops at {frame_t:.2f} s of "
+                        f"{end:.2f} s (damaged file?)")
+    return frame.to_ndarray(format="rgb24"), frame_t
+
+
+def _stream_end(container, stream) -> float | None:
+  """Seconds at which a stream ends by its headers (None when they do not say)."""
+  if stream.duration:
+    return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base)
+  if container.duration:
+    return container.duration / av.time_base
+  return None
 
 
 def _frame_at(container, stream, t, deadline, seek):
@@ -146,7 +169,9 @@ def _frame_at(container, stream, t, deadline, seek):
   except av.ExitError:
     raise DecodeTimeout("video decoding timed out") from None
   except av.FFmpegError as e:
-    if previous is None:
+    # Frames before t decoded, then an error: what t shows is unknown, not the last good
+    # frame, unless t lies past the stream's end (read_frame_with_time checks).
+    if previous is None or _stream_end(container, stream) is None:
       raise DecodeError(f"video decoding failed ({media.failure_reason(e)})") from None
   return previous
 
@@ -198,6 +223,8 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
       container.seek(0)
   decoded_any = False
   next_time = None
+  filled = np.zeros(buffer.shape[0], bool)
+  failure = None
   try:
     for frame in container.decode(stream):
       if time.monotonic() > deadline:
@@ -216,13 +243,27 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
       lo, hi = max(0, offset), min(buffer.shape[0], offset + mono.shape[0])
       if hi > lo:
         buffer[lo:hi] = mono[lo - offset:hi - offset]
+        filled[lo:hi] = True
   except av.ExitError:
     raise DecodeTimeout("audio decoding timed out") from None
   except av.FFmpegError as e:
     if not decoded_any:
       raise DecodeError(f"audio decoding failed ({media.failure_reason(e)})") from None
+    failure = media.failure_reason(e)  # judged below by what is missing
   if not decoded_any and start < 0 < stop:
     raise DecodeError("no decodable audio")
+  # Inside the stream, every sample must have been decoded: zeros there would be silence the
+  # file does not hold (lost packets of a damaged file), not the padding outside it.
+  begin = float((stream.start_time or 0) * stream.time_base)
+  end = _stream_end(container, stream)
+  if decoded_any and end is not None:
+    k = np.arange(buffer.shape[0])
+    times = start + k / src_rate
+    missing = int(np.sum(~filled & (times >= max(0.0, begin)) & (times < end)))
+    if missing > _MAX_MISSING_S * src_rate:
+      cause = f" ({failure})" if failure else ""
+      raise DecodeError(f"audio missing: {missing / src_rate:.2f} s of the window at "
+                        f"{start:.2f}-{stop:.2f} s could not be decoded{cause}")
 
 
 def media_info(path: str, *, timeout_s: float = 20.0) -> dict:

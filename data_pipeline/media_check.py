@@ -97,7 +97,7 @@ def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
     step = 1.0 / info["fps"] if info["fps"] else 0.1
     try:
       frame, frame_time = decode.read_frame_with_time(path, duration - step / 2,
-                                                      timeout_s=timeout_s)
+                                                      timeout_s=timeout_s, strict=False)
     except decode.DecodeTimeout:
       raise
     except decode.DecodeError as e:

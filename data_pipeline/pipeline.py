@@ -10,7 +10,11 @@ restored iterator continues exactly) -> batch(drop_remainder) -> to_iter_dataset
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+import functools
+import os
+import threading
+import time
+from typing import Callable, Iterator, Sequence
 
 import grain
 import numpy as np
@@ -65,13 +69,14 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
 
 def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: int,
                   rng: np.random.Generator, data_cfg,
-                  frame_rng: np.random.Generator | None = None) -> dict:
+                  frame_rng: np.random.Generator | None = None,
+                  on_failure: Callable[[str, str], None] | None = None) -> dict:
   """One training example; a clip that fails to decode is replaced by a random other one.
 
   frame_id: equal for the rows of one batch that show the same frame (a positive and its
   negative), in [0, 2^30). frame_rng, when given, draws the frame time and the image
   augmentation: the positive and the negative of one clip get the same generator state, hence
-  the same augmented frame.
+  the same augmented frame. on_failure(files, reason) hears of each replaced clip.
   """
   errors = []
   for attempt in range(_MAX_TRIES):
@@ -79,7 +84,12 @@ def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: 
     try:
       image, audio, _ = load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
     except Exception as e:  # pylint: disable=broad-except  # any broken file: use another clip
-      errors.append(f"{clips[spec.image_clip].path}: {e}")
+      files = clips[spec.image_clip].path
+      if spec.audio_clip != spec.image_clip:
+        files += f" + sound of {clips[spec.audio_clip].audio_path}"
+      errors.append(f"{files}: {e}")
+      if on_failure is not None:
+        on_failure(files, media.failure_reason(e))
       clip_index = int(rng.integers(0, len(clips)))
       continue
     # A stand-in clip's frame differs from its partner's: it gets an id of its own.
@@ -93,11 +103,24 @@ class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 
   def __init__(self, clips, data_cfg, seed: int, process_index: int, process_count: int,
-               positives_only: bool):
+               positives_only: bool, failure_log: str):
     self._clips = list(clips)
     self._cfg = data_cfg
     self._seed, self._process, self._processes = seed, process_index, process_count
     self._positives_only = positives_only
+    self._failure_log = failure_log
+
+  def _log_failure(self, position: int, files: str, reason: str) -> None:
+    """One line per replaced clip; a single short O_APPEND write, so the lines of several
+    worker processes never interleave."""
+    if not self._failure_log:
+      return
+    line = f"{position}\t{reason}\t{files}"[:3000].replace("\n", " ") + "\n"
+    fd = os.open(self._failure_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      os.write(fd, line.encode("utf-8", "replace"))
+    finally:
+      os.close(fd)
 
   def _frame_id(self, local: int) -> int:
     # Unique across processes: the rows of all hosts meet in one global batch.
@@ -105,12 +128,15 @@ class _TrainTransform:
 
   def __call__(self, element, rng: np.random.Generator) -> dict:
     position, clip_index = element
+    log = functools.partial(self._log_failure, position)
     if self._positives_only:  # every row its own frame and sound
-      return train_example(self._clips, clip_index, 1, self._frame_id(position), rng, self._cfg)
+      return train_example(self._clips, clip_index, 1, self._frame_id(position), rng, self._cfg,
+                           on_failure=log)
     # Positions 2k and 2k+1 show the same clip (_EachTwice): one frame generator per pair.
     frame_rng = np.random.default_rng([self._seed, self._process, position // 2])
     return train_example(self._clips, clip_index, pairs.label_for_position(position),
-                         self._frame_id(position // 2), rng, self._cfg, frame_rng)
+                         self._frame_id(position // 2), rng, self._cfg, frame_rng,
+                         on_failure=log)
 
 
 class _EachTwice(grain.MapDataset):
@@ -136,11 +162,12 @@ class _EachTwice(grain.MapDataset):
 
 def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, seed: int,
                   process_index: int = 0, process_count: int = 1,
-                  positives_only: bool = False) -> grain.IterDataset:
+                  positives_only: bool = False, failure_log: str = "") -> grain.IterDataset:
   """Endless, deterministic per-process training batches (see the module docstring).
 
   positives_only: every row a frame with its own sound (label 1), for losses that take their
   negatives from the other rows of the batch (train.negatives="batch").
+  failure_log: a file that gets one line per replaced clip: stream position, reason, files.
   """
   if len(clips) < 2:
     raise DataError(f"training needs at least 2 clips, got {len(clips)}")
@@ -155,13 +182,28 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   ds = (ds if positives_only else _EachTwice(ds)).repeat(None)
   ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
   ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index, process_count,
-                                         positives_only))
+                                     positives_only, failure_log))
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:
     it = it.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=data_cfg.num_workers, per_worker_buffer_size=data_cfg.worker_buffer_batches))
+        num_workers=data_cfg.num_workers, per_worker_buffer_size=data_cfg.worker_buffer_batches),
+        worker_init_fn=exit_with_parent)
   return it
+
+
+def exit_with_parent(worker_index: int, worker_count: int) -> None:  # pylint: disable=unused-argument
+  """Runs in each Grain worker: the worker ends itself within a second of its parent's death
+  (kill -9, the OOM killer), instead of living on with its memory and shared segments."""
+  parent = os.getppid()
+
+  def watch():
+    while True:
+      time.sleep(1.0)
+      if os.getppid() != parent:  # re-parented: the trainer is gone
+        os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def box_rows(clip: Clip, frame_index: int, geo: features.Geometry, k: int):

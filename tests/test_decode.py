@@ -111,6 +111,42 @@ def _all_audio_mean(path):
   return np.concatenate(chunks, axis=1).mean(axis=0)
 
 
+def damaged_in_the_middle(path: str) -> str:
+  """A 6 s video whose bytes from 45% to 50% are noise, as a bad sector or a broken copy
+  leaves it; returns the damaged copy's path."""
+  mf.write_video(path, seconds=6.0, fps=8, size=(64, 64))
+  data = bytearray(open(path, "rb").read())
+  a, b = int(len(data) * 0.45), int(len(data) * 0.50)
+  data[a:b] = np.random.default_rng(0).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+  damaged = path.replace(".mp4", "_damaged.mp4")
+  with open(damaged, "wb") as f:
+    f.write(bytes(data))
+  return damaged
+
+
+def test_a_damaged_middle_is_an_error_not_an_older_frame_or_zeros(tmp_path):
+  """Where the frames or sound at t cannot be decoded, reading t fails; it never gives the
+  last good frame from seconds earlier, or silence the file does not hold."""
+  path = damaged_in_the_middle(str(tmp_path / "v.mp4"))
+  errors = 0
+  for t in np.arange(0.5, 5.51, 0.25):
+    try:
+      _, frame_t = decode.read_frame_with_time(path, float(t))
+      assert frame_t >= t - 0.5, (t, frame_t)
+    except decode.DecodeError as e:
+      assert "no video frame at" in str(e) or "decoding failed" in str(e)
+      errors += 1
+    try:
+      wave = decode.read_audio(path, float(t), 1.0, 16000)
+      assert np.mean(wave == 0) < 0.05, t
+    except decode.DecodeError as e:
+      assert "audio" in str(e)
+      errors += 1
+  assert errors >= 4
+  # The undamaged start still reads.
+  assert decode.read_frame_with_time(path, 0.5)[1] == pytest.approx(0.5)
+
+
 def test_bigbuckbunny_51_downmix_48k():
   path = real_media.fetch("bigbuckbunny.mp4")
   info = decode.media_info(path)

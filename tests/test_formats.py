@@ -73,6 +73,16 @@ def test_folder(tmp_path):
   assert entries["dog/d1"].audio_path == entries["dog/d1"].path
 
 
+def test_symlink_loops_and_second_paths_give_each_file_once(tmp_path):
+  """A link back up the tree is followed once, not until the path is too long; a file reached
+  by two paths is one clip, not two that may land in different splits."""
+  root = mf.make_folder_dataset(str(tmp_path / "f"))
+  os.symlink(root, os.path.join(root, "dog", "loop"))        # dog/loop -> the root itself
+  os.symlink(os.path.join(root, "cat"), os.path.join(root, "kitten"))  # a second path
+  entries = _by_id(formats.READERS["folder"].read(root))
+  assert sorted(entries) == ["cat/c0", "dog/d0", "dog/d1", "dog/d2", "top"]
+
+
 def test_folder_with_split_folders(tmp_path):
   for split, cls in [("train", "dog"), ("validation", "cat"), ("test", "dog")]:
     mf.write_video(str(tmp_path / f"x{split}.mp4"))

@@ -113,6 +113,25 @@ def test_broken_file_is_replaced(clips, tmp_path):
   assert replaced.sum() >= 2 and set(replaced.tolist()) <= {0, 1}
 
 
+def test_replaced_clips_are_listed_with_file_and_reason(clips, tmp_path):
+  """A file damaged in the middle (past the probe) makes its examples fail to decode: each
+  is replaced, counted in `replaced`, and listed with the file and the reason."""
+  from test_decode import damaged_in_the_middle  # pylint: disable=g-import-not-at-top
+  bad = damaged_in_the_middle(str(tmp_path / "bad.mp4"))
+  table = list(clips) + [Clip(bad, bad, 6.0, 8.0, 16000, 1, clip_id="bad")] * 6
+  log = tmp_path / "replaced_clips.tsv"
+  batches = _take(iter(pipeline.train_dataset(_cfg(), table, global_batch_size=4, seed=0,
+                                              failure_log=str(log))), 10)
+  replaced = int(np.concatenate([b["replaced"] for b in batches]).sum())
+  lines = log.read_text().splitlines()
+  assert replaced >= 1 and len(lines) >= replaced
+  for line in lines:
+    position, reason, files = line.split("\t")
+    assert int(position) >= 0 and bad in files
+    assert any(why in reason for why in ("no video frame at", "audio missing",
+                                         "decoding failed")), reason
+
+
 def test_eval_batches_fixed_padded_boxes(clips):
   cfg = _cfg()
   a = list(pipeline.eval_batches(cfg, clips, batch_size=5, seed=0))

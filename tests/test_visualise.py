@@ -1,6 +1,8 @@
 """Pictures, video and report: overlays put colour where the map is, boxes where the boxes are,
 the mp4 holds the frames and the sound, and the HTML report renders in headless Chromium."""
 
+import json
+
 import av
 import cv2
 import numpy as np
@@ -94,6 +96,27 @@ def test_grid_and_curves_are_pictures(tmp_path):
   for path in (grid, curves):
     picture = cv2.imread(path)
     assert picture is not None and picture.shape[0] > 100 and picture.std() > 10
+
+
+def test_dollar_signs_in_labels_are_drawn_as_text(tmp_path):
+  """Class and file names are text: "$$" or "$5" must not reach matplotlib's mathtext, which
+  stops the whole picture with a ParseException."""
+  cell = figures.Cell(np.full((32, 32, 3), 200, np.uint8), "cash $$ register", figures.CORRECT)
+  grid = figures.grid_figure([[cell]], "prices in $", row_labels=["$$"])
+  path = figures.save(grid, str(tmp_path / "g.png"))
+  assert cv2.imread(path) is not None
+
+
+def test_curves_read_a_cut_short_and_resumed_metrics_file(tmp_path):
+  """A kill can cut the last line; a run stopped before saving and then resumed logs its
+  steps again. The reader keeps whole lines, each step once, in step order."""
+  path = tmp_path / "metrics.jsonl"
+  lines = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 3, "loss": 9.0},
+           {"step": 2, "loss": 2.5}, {"step": 3, "loss": 1.5}]
+  path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 4, "lo')
+  rows = figures.read_metrics_jsonl(str(path))
+  assert [(r["step"], r["loss"]) for r in rows] == [(1, 3.0), (2, 2.5), (3, 1.5)]
+  figures.save(figures.training_curves(rows), str(tmp_path / "c.png"))
 
 
 def test_frame_sampler_keeps_evenly_spaced_frames_in_bounded_memory():

@@ -2,10 +2,14 @@
 
 Restoring both makes a resumed run see exactly the batches an uninterrupted run would:
 none replayed, none skipped. SIGTERM (preemption) and Ctrl-C ask the loop to save and stop.
+A checkpoint that cannot be read (a disk fault, a half-copied folder) is reported and the
+next older one tried; training moves the damaged folder aside, so new saves never meet it.
 """
 
 import os
+import shutil
 import signal
+import sys
 from typing import Any, Optional
 
 import grain
@@ -13,6 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from avjax.errors import ConfigError
+from data_pipeline import media
 
 
 class Checkpointer:
@@ -52,6 +57,52 @@ class Checkpointer:
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
+
+  def restore_good(self, state_template: Any, data_iterator: Any = None,
+                   requested: Optional[int] = None,
+                   set_aside: bool = False) -> tuple[Optional[int], Any]:
+    """(step, state) of the newest checkpoint that reads back, or of `requested` only.
+
+    A damaged checkpoint is reported on stderr and the next older one tried; with set_aside
+    (training), once an older one has read back, it is moved to WORKDIR/checkpoints_damaged/
+    so that new saves never meet it. (None, state_template) when there is no checkpoint at
+    all; ConfigError (one line) when none reads back (nothing is moved then).
+    """
+    if requested is not None:
+      steps = [self.step_to_restore(requested)]
+    else:
+      steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
+      return None, state_template
+    damaged = []
+    for step in steps:
+      try:
+        state = self.restore(step, state_template, data_iterator)
+      except Exception as err:  # pylint: disable=broad-except  # any unreadable checkpoint
+        reason = media.failure_reason(err)
+        damaged.append(f"step {step} ({type(err).__name__}: {reason})")
+        print(f"avjax: checkpoint step {step} in {self.directory} cannot be read "
+              f"({type(err).__name__}: {reason})", file=sys.stderr)
+        continue
+      if damaged:
+        moved = ""
+        if set_aside and jax.process_index() == 0:
+          for bad in steps[:len(damaged)]:
+            moved = self._set_aside(bad)
+          moved = f"; the damaged ones are in {os.path.dirname(moved)}"
+        print(f"avjax: restored step {step} instead, the newest readable checkpoint{moved}",
+              file=sys.stderr)
+      return step, state
+    raise ConfigError(f"no readable checkpoint in {self.directory}: {'; '.join(damaged)}")
+
+  def _set_aside(self, step: int) -> str:
+    target = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged", str(step))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self.manager.reload()  # the manager lists steps from the folder
+    return target
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

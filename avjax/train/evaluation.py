@@ -64,8 +64,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   s = setup(config)
   ckpt = checkpoint_lib.Checkpointer(workdir)
   try:
-    step = ckpt.step_to_restore(checkpoint_step)
-    state = ckpt.restore(step, s.state)
+    step, state = ckpt.restore_good(s.state, requested=checkpoint_step)
+    if step is None:
+      ckpt.step_to_restore()  # raises: no checkpoint, train first
   finally:
     ckpt.close()
   evaluators = split_evaluators(config, s.dataset, split)

@@ -7,7 +7,9 @@ check, the schedules) are named below; the loop itself only strings them togethe
 """
 
 import os
+import sys
 import time
+from typing import Sequence
 
 import jax
 import ml_collections
@@ -17,11 +19,13 @@ import tqdm
 from avjax import evaluate
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
+from avjax.train import resume
 from avjax.train.evaluation import split_evaluators
 from avjax.train.metric_writer import MetricWriter
-from avjax.train.setup import (TRAIN_KEYS, check_workdir, make_predict_fn,  # noqa: F401
-                               setup, to_device)
-from data_pipeline import pipeline
+from avjax.train.setup import (TRAIN_KEYS, check_settings, check_workdir,  # noqa: F401
+                               make_predict_fn, setup, to_device)
+from data_pipeline import media, pipeline
+from data_pipeline.clips import DataError
 
 
 class TrainingDiverged(RuntimeError):
@@ -89,42 +93,68 @@ def check_finite(logged: dict, step: int, ckpt: checkpoint_lib.Checkpointer) -> 
         f"The last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
 
 
-def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """workdir/config.json: the whole config of the run (process 0)."""
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json(indent=2))
+REPLACED_LOG = "replaced_clips.tsv"
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains config.experiment in workdir, resuming from its latest checkpoint; returns the
-  last logged metrics; raises TrainingStopped after saving when SIGTERM or Ctrl-C stopped it."""
+def count_lines(path: str) -> int:
+  with open(path, "rb") as f:
+    return sum(1 for _ in f)
+
+
+def save_after_failure(ckpt, step, state, data_iter, saved_step) -> int:
+  """Saves the step reached; the step saved before when the iterator cannot be saved."""
+  try:
+    ckpt.save(step, state, data_iter)
+    ckpt.wait()
+    return step
+  except Exception as err:  # pylint: disable=broad-except  # e.g. a pipeline with a dead worker
+    print(f"avjax: could not save step {step} ({type(err).__name__}: "
+          f"{media.failure_reason(err)}); keeping step {saved_step}", file=sys.stderr)
+    return saved_step
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_resume_change: Sequence[str] = ()) -> dict:
+  """Trains config.experiment in workdir, resuming from its newest readable checkpoint;
+  returns the last logged metrics; raises TrainingStopped after saving when SIGTERM or
+  Ctrl-C stopped it.
+
+  allow_resume_change: fields (see resume.py) a resume may change all the same.
+  """
   check_workdir(workdir)
+  check_settings(config)
+  identity = resume.config_identity(config)
+  resume.check(workdir, identity, allow_resume_change)  # one line, before any work
   s = setup(config)
+  identity.update(global_batch_size=s.global_batch_size, process_count=jax.process_count(),
+                  train_clips=resume.clips_fingerprint(s.dataset.split("train")))
+  resume.check(workdir, identity, allow_resume_change)
   train_cfg = config.train
-  writer = MetricWriter(workdir)
   is_main = jax.process_index() == 0
-  write_config(config, workdir)
 
   # Input pipeline: this process's share of each global batch.
   train_clips = s.dataset.split("train")
   if not train_clips:
     raise ConfigError("the dataset has no 'train' clips")
+  os.makedirs(workdir, exist_ok=True)
+  replaced_log = os.path.join(workdir, REPLACED_LOG if jax.process_count() == 1 else
+                              f"{REPLACED_LOG}.process_{jax.process_index()}")
   data_iter = iter(pipeline.train_dataset(
       config.data, train_clips, global_batch_size=s.global_batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      positives_only=train_cfg.negatives == "batch"))
+      positives_only=train_cfg.negatives == "batch", failure_log=replaced_log))
 
   try:
     # Checkpoint restore: state and iterator together, or a fresh start.
     ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
-    state = s.state
-    start_step = ckpt.latest_step() or 0
-    if start_step:
-      state = ckpt.restore(start_step, state, data_iter)
-      if is_main:
+    start_step, state = ckpt.restore_good(s.state, data_iter, set_aside=True)
+    start_step = start_step or 0
+    if is_main:
+      resume.record(config, workdir, identity, start_step)
+      if start_step:
         print(f"Resumed from step {start_step} in {ckpt.directory}")
+    # Rows past the restored step were logged by a run that did not save them: dropped.
+    writer = MetricWriter(workdir, resume_step=start_step)
 
     # Evaluators on the validation split, run every eval.every_steps.
     evaluators = split_evaluators(config, s.dataset, "val") if config.eval.every_steps else []
@@ -152,10 +182,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     timer = IntervalTimer(s.global_batch_size)
     bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
                     desc=config.experiment, unit="step", dynamic_ncols=True)
+    input_failure = None
     with checkpoint_lib.StopRequest() as stop:
       step = start_step
       while step < train_cfg.num_steps and not stop.requested:
-        batch = to_device(timer.next_batch(data_iter), s.batch_sharding)
+        try:
+          host_batch = timer.next_batch(data_iter)
+        except Exception as err:  # pylint: disable=broad-except  # a dead worker, 8 bad files
+          input_failure = err
+          break
+        batch = to_device(host_batch, s.batch_sharding)
         state, metrics = s.train_step(state, batch)
         pending.append(metrics)
         step += 1
@@ -169,17 +205,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if is_eval_step(step):
           results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
           writer.write(step, {f"val/{k}": v for k, v in results.items()})
-      # A stop that came during a validation run or a save: the step reached is saved too.
-      if stop.requested and saved_step != step:
+      # A stop that came during a validation run or a save, or an input pipeline that failed:
+      # the step reached is saved too.
+      if (stop.requested or input_failure is not None) and saved_step != step:
         if pending:
           last_logged = log(step, pending)
-        ckpt.save(step, state, data_iter)
+        saved_step = save_after_failure(ckpt, step, state, data_iter, saved_step)
     bar.close()
     ckpt.close()
     writer.close()
   finally:
     # Grain's worker processes must be stopped, or the interpreter waits for them at exit.
     data_iter.close()
+  if input_failure is not None:
+    listed = f"; replaced clips are listed in {replaced_log}" if os.path.exists(replaced_log) \
+        else ""
+    raise DataError(f"the input pipeline failed at step {step} of {train_cfg.num_steps} "
+                    f"({type(input_failure).__name__}: {media.failure_reason(input_failure)}); "
+                    + (f"checkpoint of step {saved_step} in {ckpt.directory}: run the same "
+                       "command to resume" if saved_step else "no checkpoint was saved")
+                    + listed)
+  if is_main and os.path.exists(replaced_log):
+    print(f"{count_lines(replaced_log)} clips could not be decoded and were replaced; "
+          f"list in {replaced_log}")
   if stop.requested and step < train_cfg.num_steps:
     raise TrainingStopped(f"stopped at step {step} of {train_cfg.num_steps} (signal "
                           f"{stop.signum}); checkpoint saved in {ckpt.directory}: run the same "

@@ -48,7 +48,7 @@ def grid_figure(rows: Sequence[Sequence[Optional[Cell]]], title: str = "",
   fig = Figure(figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.6 * bool(title)))
   FigureCanvasAgg(fig)
   if title:
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=11, parse_math=False)
   for r, row in enumerate(rows):
     for c in range(n_cols):
       ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
@@ -59,12 +59,13 @@ def grid_figure(rows: Sequence[Sequence[Optional[Cell]]], title: str = "",
         ax.axis("off")
         continue
       ax.imshow(cell.image)
-      ax.set_title(cell.caption, fontsize=8, color=cell.frame or "black")
+      # Captions are file and class names: a "$" in one is text, not mathtext.
+      ax.set_title(cell.caption, fontsize=8, color=cell.frame or "black", parse_math=False)
       for spine in ax.spines.values():
         spine.set_color(cell.frame or "#999999")
         spine.set_linewidth(4 if cell.frame else 0.5)
       if c == 0 and r < len(row_labels):
-        ax.set_ylabel(row_labels[r], fontsize=8)
+        ax.set_ylabel(row_labels[r], fontsize=8, parse_math=False)
   fig.tight_layout()
   return fig
 
@@ -80,11 +81,23 @@ def localisation_sheet(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray
 
 
 def read_metrics_jsonl(path: str) -> list[dict]:
-  """The rows of a workdir's metrics.jsonl (empty when there is none)."""
+  """The rows of a workdir's metrics.jsonl in step order (empty when there is none).
+
+  Lines a kill cut short are left out; a step logged twice (by a run stopped before saving
+  it, then by its resume) counts once, as logged last, so the curves never zig-zag.
+  """
   if not os.path.exists(path):
     return []
+  rows: dict = {}
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      if isinstance(row, dict) and isinstance(row.get("step"), int):
+        rows.setdefault(row["step"], {}).update(row)
+  return [rows[step] for step in sorted(rows)]
 
 
 def training_curves(rows: Sequence[dict], title: str = "") -> Figure:
@@ -114,7 +127,7 @@ def training_curves(rows: Sequence[dict], title: str = "") -> Figure:
   for ax in (loss_ax, acc_ax):
     ax.grid(alpha=0.3)
   if title:
-    fig.suptitle(title)
+    fig.suptitle(title, parse_math=False)
   fig.tight_layout()
   return fig
 

@@ -57,14 +57,28 @@ def normalise_split(name: str) -> Optional[str]:
 
 
 def walk_files(root: str, extensions: Iterable[str]) -> list[str]:
-  """Files under root (recursive, sorted, hidden folders skipped) with one of the extensions."""
+  """Files under root (recursive, sorted, hidden folders skipped) with one of the extensions.
+
+  Symlinked folders are followed, each real folder once (a link back up the tree is no loop)
+  and each real file once: one file reached by two paths would become two clips, possibly one
+  in train and one in test.
+  """
   extensions = tuple(e.lower() for e in extensions)
-  found = []
+  found, seen_dirs, seen_files = [], set(), set()
   for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    st = os.stat(dirpath)
+    if (st.st_dev, st.st_ino) in seen_dirs:
+      dirnames[:] = []
+      continue
+    seen_dirs.add((st.st_dev, st.st_ino))
     dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     for name in sorted(filenames):
       if name.lower().endswith(extensions) and not name.startswith("."):
-        found.append(os.path.join(dirpath, name))
+        path = os.path.join(dirpath, name)
+        real = os.path.realpath(path)
+        if real not in seen_files:
+          seen_files.add(real)
+          found.append(path)
   return found
 
 

@@ -19,6 +19,7 @@ import tqdm
 from avjax import evaluate
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
+from avjax.train import input_guard
 from avjax.train import resume
 from avjax.train.evaluation import split_evaluators
 from avjax.train.metric_writer import MetricWriter
@@ -144,6 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       process_index=jax.process_index(), process_count=jax.process_count(),
       positives_only=train_cfg.negatives == "batch", failure_log=replaced_log))
 
+  input_failure = batches = None
   try:
     # Checkpoint restore: state and iterator together, or a fresh start.
     ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
@@ -182,12 +184,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     timer = IntervalTimer(s.global_batch_size)
     bar = tqdm.tqdm(total=train_cfg.num_steps, initial=start_step, disable=not is_main,
                     desc=config.experiment, unit="step", dynamic_ncols=True)
-    input_failure = None
+    batches = input_guard.GuardedBatches(data_iter)  # a dead worker is an error, not a hang
     with checkpoint_lib.StopRequest() as stop:
       step = start_step
       while step < train_cfg.num_steps and not stop.requested:
         try:
-          host_batch = timer.next_batch(data_iter)
+          host_batch = timer.next_batch(batches)
         except Exception as err:  # pylint: disable=broad-except  # a dead worker, 8 bad files
           input_failure = err
           break
@@ -216,7 +218,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.close()
   finally:
     # Grain's worker processes must be stopped, or the interpreter waits for them at exit.
-    data_iter.close()
+    if input_failure is None:
+      data_iter.close()
+    else:
+      input_guard.abandon(data_iter)
   if input_failure is not None:
     listed = f"; replaced clips are listed in {replaced_log}" if os.path.exists(replaced_log) \
         else ""

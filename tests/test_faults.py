@@ -1,0 +1,103 @@
+"""Processes that die: a Grain worker killed mid-run makes the trainer save the step it reached
+and say so in one line; a trainer killed with SIGKILL leaves no worker behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from avjax import config as config_lib
+from avjax.train import loop
+from data_pipeline.clips import DataError
+from test_train import latest_step
+
+# Hang guards only (a loaded 2-core machine compiles and starts workers slowly).
+_START_LIMIT_S = 600
+_EXIT_LIMIT_S = 60
+
+
+def _children(pid: int) -> list[int]:
+  """Pids of the live Grain worker processes (multiprocessing spawn children) of pid."""
+  out = []
+  for name in os.listdir("/proc"):
+    if not name.isdigit():
+      continue
+    try:
+      with open(f"/proc/{name}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+      with open(f"/proc/{name}/cmdline", "rb") as f:
+        cmdline = f.read()
+    except OSError:
+      continue
+    if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
+      out.append(int(name))
+  return out
+
+
+def _wait_for_training(metrics: str, alive=lambda: True) -> None:
+  deadline = time.monotonic() + _START_LIMIT_S
+  while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+    assert alive(), "the trainer ended before its first step"
+    assert time.monotonic() < deadline, f"training did not start in {_START_LIMIT_S} s"
+    time.sleep(0.3)
+
+
+def test_a_killed_data_worker_saves_the_step_reached_and_says_so(tmp_path, embedded_dir):
+  workdir = str(tmp_path / "run")
+  config = config_lib.get_config("avol:tiny", [
+      "train.num_steps=100000", "train.log_every_steps=1",
+      "train.checkpoint_every_steps=100000", "data.num_workers=2"])
+  killed = []
+
+  def kill_a_worker():
+    _wait_for_training(os.path.join(workdir, "metrics.jsonl"))
+    workers = _children(os.getpid())
+    os.kill(workers[0], signal.SIGKILL)  # as the OOM killer does
+    killed.append(workers[0])
+
+  killer = threading.Thread(target=kill_a_worker, daemon=True)
+  killer.start()
+  with pytest.raises(DataError) as failed:
+    loop.train_and_evaluate(config, workdir)
+  killer.join(5)
+  assert killed
+  message = str(failed.value)
+  assert message.startswith("the input pipeline failed at step ") and "\n" not in message
+  step = int(message.split("at step ")[1].split()[0])
+  assert step >= 1 and f"checkpoint of step {step} in " in message, message
+  assert latest_step(workdir) == step
+  assert not _children(os.getpid())  # the other worker was stopped too
+
+
+def test_workers_do_not_outlive_a_trainer_killed_with_sigkill(tmp_path, embedded_dir):
+  workdir = str(tmp_path / "run")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
+       "--config.train.num_steps=100000", "--config.train.log_every_steps=1",
+       "--config.data.num_workers=2"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    _wait_for_training(os.path.join(workdir, "metrics.jsonl"), lambda: proc.poll() is None)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + _EXIT_LIMIT_S
+    while any(os.path.exists(f"/proc/{w}") and _state(w) != "Z" for w in workers):
+      assert time.monotonic() < deadline, f"workers alive {_EXIT_LIMIT_S} s after the trainer"
+      time.sleep(0.2)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+
+
+def _state(pid: int) -> str:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0]
+  except OSError:
+    return "Z"

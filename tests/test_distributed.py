@@ -5,6 +5,7 @@ share of the global batch, and together they must compute what one process compu
 same global batch."""
 
 import json
+import signal
 import os
 import socket
 import subprocess
@@ -169,3 +170,49 @@ def test_two_processes_train_like_one(tmp_path, embedded_dir):
     np.testing.assert_allclose(ours[key], single[key], rtol=1e-4, atol=1e-5, err_msg=key)
     moved += not np.allclose(initial[key], ours[key], rtol=1e-4, atol=1e-5)
   assert moved > len(ours) // 2, f"only {moved} of {len(ours)} arrays changed in 2 steps"
+
+
+def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir):
+  """Preemption of one host: the stop is agreed before anyone saves, so both processes save
+  the same step and exit 143 (a process that saved alone would leave the other waiting in the
+  step's collectives forever)."""
+  workdir = str(tmp_path / "job")
+  port = _free_port()
+  procs, logs = [], []
+  for i in range(PROCESSES):
+    logs.append(str(tmp_path / f"process{i}.log"))
+    with open(logs[-1], "w") as f:
+      procs.append(subprocess.Popen(
+          [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
+           "--distributed", f"--coordinator_address=localhost:{port}",
+           f"--num_processes={PROCESSES}", f"--process_id={i}", "--config.data.max_clips=16",
+           "--config.eval.every_steps=0", "--config.train.num_steps=100000",
+           "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=100000"],
+          stdout=f, stderr=subprocess.STDOUT))
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.monotonic() + 1500  # hang guard only
+  try:
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+      assert all(p.poll() is None for p in procs), "a process ended before training"
+      assert time.monotonic() < deadline, "training did not start"
+      time.sleep(0.5)
+    procs[1].send_signal(signal.SIGTERM)  # one host only
+    for p in procs:
+      p.wait(timeout=max(60.0, deadline - time.monotonic()))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  text = []
+  for log in logs:
+    with open(log, errors="replace") as f:
+      text.append(f.read())
+  assert [p.returncode for p in procs] == [143, 143], "\n---\n".join(t[-2500:] for t in text)
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  step = ckpt.latest_step()
+  ckpt.close()
+  assert step is not None and step >= 1
+  assert f"stopped at step {step} of 100000 (another process was stopped)" in text[0]
+  assert f"stopped at step {step} of 100000 (signal 15)" in text[1]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(step), "data"))) == [
+      "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]

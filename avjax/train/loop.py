@@ -7,6 +7,7 @@ check, the schedules) are named below; the loop itself only strings them togethe
 """
 
 import os
+import signal
 import sys
 import time
 from typing import Sequence
@@ -15,6 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 import tqdm
+from jax.experimental import multihost_utils
 
 from avjax import evaluate
 from avjax.errors import ConfigError
@@ -114,6 +116,13 @@ def save_after_failure(ckpt, step, state, data_iter, saved_step) -> int:
     return saved_step
 
 
+def agree(flag: bool) -> bool:
+  """True on every process when it is true on any (the same answer everywhere)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        allow_resume_change: Sequence[str] = ()) -> dict:
   """Trains config.experiment in workdir, resuming from its newest readable checkpoint;
@@ -186,30 +195,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     desc=config.experiment, unit="step", dynamic_ncols=True)
     batches = input_guard.GuardedBatches(data_iter)  # a dead worker is an error, not a hang
     with checkpoint_lib.StopRequest() as stop:
-      step = start_step
-      while step < train_cfg.num_steps and not stop.requested:
+      step, stopping, failed = start_step, False, False
+      while step < train_cfg.num_steps:
+        # All processes stop at the same step: one that saved while another entered the
+        # step's collectives would wait forever (with one process these are plain flags).
+        stopping = agree(stop.requested)
+        if stopping:
+          break
         try:
           host_batch = timer.next_batch(batches)
         except Exception as err:  # pylint: disable=broad-except  # a dead worker, 8 bad files
           input_failure = err
+        failed = agree(input_failure is not None)
+        if failed:
           break
         batch = to_device(host_batch, s.batch_sharding)
         state, metrics = s.train_step(state, batch)
         pending.append(metrics)
         step += 1
         bar.update(1)
-        if is_log_step(step) or is_save_step(step) or stop.requested:
+        if is_log_step(step) or is_save_step(step):
           last_logged = log(step, pending)
           pending = []
-        if is_save_step(step) or stop.requested:
+        if is_save_step(step):
           ckpt.save(step, state, data_iter)
           saved_step = step
         if is_eval_step(step):
           results = evaluate.run_evaluators(evaluators, make_predict_fn(s, state))
           writer.write(step, {f"val/{k}": v for k, v in results.items()})
-      # A stop that came during a validation run or a save, or an input pipeline that failed:
-      # the step reached is saved too.
-      if (stop.requested or input_failure is not None) and saved_step != step:
+      # A stop (during a step, a validation run or a save) or a failed input pipeline: the step
+      # reached is saved. Not after a failure on several processes: their iterators differ by
+      # the batch the failed one never gave, so the last regular checkpoint is the one to keep.
+      if (stopping or (failed and jax.process_count() == 1)) and saved_step != step:
         if pending:
           last_logged = log(step, pending)
         saved_step = save_after_failure(ckpt, step, state, data_iter, saved_step)
@@ -222,7 +239,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       data_iter.close()
     else:
       input_guard.abandon(data_iter)
-  if input_failure is not None:
+  if failed:
+    if input_failure is None:
+      input_failure = RuntimeError("the input pipeline of another process failed")
     listed = f"; replaced clips are listed in {replaced_log}" if os.path.exists(replaced_log) \
         else ""
     raise DataError(f"the input pipeline failed at step {step} of {train_cfg.num_steps} "
@@ -233,8 +252,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if is_main and os.path.exists(replaced_log):
     print(f"{count_lines(replaced_log)} clips could not be decoded and were replaced; "
           f"list in {replaced_log}")
-  if stop.requested and step < train_cfg.num_steps:
-    raise TrainingStopped(f"stopped at step {step} of {train_cfg.num_steps} (signal "
-                          f"{stop.signum}); checkpoint saved in {ckpt.directory}: run the same "
-                          "command to resume", stop.signum)
+  if stopping:
+    cause = f"signal {stop.signum}" if stop.signum else "another process was stopped"
+    raise TrainingStopped(f"stopped at step {step} of {train_cfg.num_steps} ({cause}); "
+                          f"checkpoint saved in {ckpt.directory}: run the same command to "
+                          "resume", stop.signum or signal.SIGTERM)
   return last_logged

@@ -66,6 +66,7 @@ def main(args: Args) -> None:
   from avjax import runtime  # pylint: disable=g-import-not-at-top
   from avjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   from avjax.train import evaluation as evaluation_lib  # pylint: disable=g-import-not-at-top
+  from avjax.train import checkpoint  # pylint: disable=g-import-not-at-top
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from avjax.visualise import eval_pictures  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
@@ -94,7 +95,8 @@ def main(args: Args) -> None:
   except loop.TrainingStopped as stopped:
     print(f"avjax: {stopped}", file=sys.stderr)
     sys.exit(stopped.exit_code)
-  except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError) as err:
+  except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError,
+          checkpoint.CheckpointError) as err:
     sys.exit(f"avjax: {err}")
 
 

@@ -28,3 +28,10 @@ def quiet_logs(verbosity_given: bool) -> None:
   if not verbosity_given:
     for name in ("", "absl"):
       logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("absl").addFilter(_no_orbax_tracebacks)
+
+
+def _no_orbax_tracebacks(record: logging.LogRecord) -> bool:
+  """Drops the tracebacks Orbax's save threads log when a write fails (a full disk): the
+  trainer reports that failure itself, in one line (checkpoint.CheckpointError)."""
+  return not (record.exc_info and f"{os.sep}orbax{os.sep}" in record.pathname)

@@ -101,3 +101,33 @@ def _state(pid: int) -> str:
       return f.read().rsplit(")", 1)[1].split()[0]
   except OSError:
     return "Z"
+
+
+def _small_disk(limit_bytes: int):
+  """Stands in for a full disk: files of this process may not grow past limit_bytes (EFBIG,
+  with SIGXFSZ ignored so the write fails instead of the process)."""
+  def limit():
+    import resource  # pylint: disable=g-import-not-at-top
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+  return limit
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path, embedded_dir):
+  """The checkpoint's array files (~100 KB for avol:tiny) cannot be written; metrics and
+  config (a few KB) can. The failed background save is found at the next log step and named,
+  with the newest complete checkpoint, in one line and exit status 1; no traceback."""
+  workdir = str(tmp_path / "run")
+  proc = subprocess.run(
+      [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
+       "--config.train.num_steps=6", "--config.train.checkpoint_every_steps=2",
+       "--config.train.log_every_steps=1"],
+      capture_output=True, text=True, timeout=1500, preexec_fn=_small_disk(40_000),
+      env=dict(os.environ, AVJAX_JAX_CACHE=str(tmp_path / "jax_cache")))
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  said = [line for line in proc.stderr.splitlines() if line.startswith("avjax:")]
+  assert len(said) == 1, proc.stderr[-3000:]
+  last = said[0]
+  assert last.startswith("avjax: saving checkpoint step 2 in ") and "is the disk full?" in last
+  assert "none is complete" in last
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

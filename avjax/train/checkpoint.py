@@ -20,6 +20,10 @@ from avjax.errors import ConfigError
 from data_pipeline import media
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be written (a full disk, lost storage); the message is one line."""
+
+
 class Checkpointer:
   """A CheckpointManager in WORKDIR/checkpoints holding {"state", "data"} per step."""
 
@@ -29,6 +33,7 @@ class Checkpointer:
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "data"))
+    self._saving: Optional[int] = None  # the step whose background save was started last
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -45,9 +50,28 @@ class Checkpointer:
     return step
 
   def save(self, step: int, state: Any, data_iterator: Any) -> None:
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(data_iterator)), force=True)
+    """Starts saving `step` in the background (after the previous save has finished)."""
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=grain.checkpoint.CheckpointSave(data_iterator)), force=True)
+    except Exception as err:  # pylint: disable=broad-except  # disk full, storage gone
+      raise self._failed(step if self._saving is None else self._saving, err) from None
+    self._saving = step
+
+  def check(self) -> None:
+    """CheckpointError (one line) when a background save has failed since the last check."""
+    try:
+      self.manager.check_for_errors()
+    except Exception as err:  # pylint: disable=broad-except
+      raise self._failed(self._saving, err) from None
+
+  def _failed(self, step, err) -> "CheckpointError":
+    good = [s for s in self.manager.all_steps() if s != step]
+    kept = f"the newest complete one is step {max(good)}" if good else "none is complete"
+    return CheckpointError(
+        f"saving checkpoint step {step} in {self.directory} failed ({type(err).__name__}: "
+        f"{media.failure_reason(err)}; is the disk full?); {kept}")
 
   def restore(self, step: int, state_template: Any, data_iterator: Any = None) -> Any:
     """The state at `step` (placed like `state_template`); restores the iterator in place."""
@@ -105,10 +129,14 @@ class Checkpointer:
     return target
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    try:
+      self.manager.wait_until_finished()
+    except Exception as err:  # pylint: disable=broad-except
+      raise self._failed(self._saving, err) from None
+    self.check()
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
+    self.wait()
     self.manager.close()
 
 

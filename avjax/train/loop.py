@@ -123,6 +123,19 @@ def agree(flag: bool) -> bool:
   return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
 
 
+def check_same_clips_everywhere(fingerprint: str) -> None:
+  """DataError (one line) unless every process indexed the same training clips (each probes
+  the files itself; a file that one host cannot read would shift every shard)."""
+  if jax.process_count() == 1:
+    return
+  mine = np.array([int(fingerprint[i:i + 4], 16) for i in range(0, 16, 4)], np.int32)
+  every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, mine.size)
+  differ = [i for i, row in enumerate(every) if not np.array_equal(row, every[0])]
+  if differ:
+    raise DataError(f"processes {differ} indexed other training clips than process 0: their "
+                    "data folders or probe results differ (see each host's skipped-files list)")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        allow_resume_change: Sequence[str] = ()) -> dict:
   """Trains config.experiment in workdir, resuming from its newest readable checkpoint;
@@ -138,6 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   s = setup(config)
   identity.update(global_batch_size=s.global_batch_size, process_count=jax.process_count(),
                   train_clips=resume.clips_fingerprint(s.dataset.split("train")))
+  check_same_clips_everywhere(identity["train_clips"])
   resume.check(workdir, identity, allow_resume_change)
   train_cfg = config.train
   is_main = jax.process_index() == 0
@@ -154,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       process_index=jax.process_index(), process_count=jax.process_count(),
       positives_only=train_cfg.negatives == "batch", failure_log=replaced_log))
 
-  input_failure = batches = None
+  input_failure = batches = bar = None
   try:
     # Checkpoint restore: state and iterator together, or a fresh start.
     ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
@@ -183,6 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       """One host sync for the pending steps' metrics: checked, written, shown."""
       logged = {**fetch_mean(pending), **timer.read_and_reset()}
       check_finite(logged, step, ckpt)
+      ckpt.check()  # a background save that failed (full disk) stops the run here, in one line
       writer.write(step, logged)
       bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.2f}",
                       clips_s=f"{logged['clips_per_s']:.1f}")
@@ -234,6 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     ckpt.close()
     writer.close()
   finally:
+    if bar is not None:
+      bar.close()  # an error below the bar starts on a line of its own
     # Grain's worker processes must be stopped, or the interpreter waits for them at exit.
     if input_failure is None:
       data_iter.close()

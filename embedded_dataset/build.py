@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from typing import Optional
 
@@ -251,10 +252,16 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
     job["path"] = os.path.join(tmp, job["file"])
     job["flat"] = flat_background
   try:
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers or min(len(jobs), os.cpu_count() or 1)) as pool:
-      rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs), total=len(jobs), disable=quiet,
-                            desc="embedded clips", unit="clip"))
+    if "jax" in sys.modules:
+      # Forking a process that runs JAX's threads can deadlock the child: build in-process.
+      rows = [_make_clip(job) for job in tqdm.tqdm(jobs, disable=quiet, desc="embedded clips",
+                                                   unit="clip")]
+    else:
+      # fork: the workers inherit the decoded media (_MEDIA) instead of loading it again.
+      ctx = multiprocessing.get_context("fork")
+      with ctx.Pool(workers or min(len(jobs), os.cpu_count() or 1)) as pool:
+        rows = list(tqdm.tqdm(pool.imap(_make_clip, jobs), total=len(jobs), disable=quiet,
+                              desc="embedded clips", unit="clip"))
     with open(os.path.join(tmp, layout.LABELS), "w") as f:
       for row in rows:
         f.write(json.dumps(row) + "\n")

@@ -6,6 +6,7 @@ import subprocess
 
 import cv2
 import numpy as np
+import limits
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -20,7 +21,7 @@ def chromium() -> str:
                        "root)")
 
 
-def _run(args, timeout=120) -> subprocess.CompletedProcess:
+def _run(args, timeout=limits.QUICK_HANG_S) -> subprocess.CompletedProcess:
   # --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
   cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          *args]

@@ -103,7 +103,7 @@ def test_fifo_does_not_block_decoding(tmp_path):
   start = time.monotonic()
   with pytest.raises(decode.DecodeError, match="not a regular file"):
     decode.read_frame(str(tmp_path / "pipe.mp4"), 0.0)
-  assert time.monotonic() - start < 1.0
+  assert time.monotonic() - start < 60  # would block forever; 60 s: a hang guard, not a speed target
 
 
 def hostile_probe(path, audio_path, timeout_s):

@@ -20,6 +20,7 @@ from avjax import config as config_lib
 from avjax.evaluate import metrics
 from avjax.train import loop
 from data_pipeline import features, index, pipeline
+import limits
 
 LOC_KEYS = ("loc/ciou_ap50", "loc/auc", "loc/ciou_mean", "loc/pointing")
 FLICKR_TEST_IMAGES = 5  # 1001 and 4 extra test images
@@ -44,7 +45,7 @@ def _evaluate(workdir: str, fmt: str, root: str, cache: str) -> dict:
       [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
        "--mode=eval", f"--config.data.format={fmt}", f"--config.data.root={root}",
        f"--config.data.cache_dir={cache}"],
-      capture_output=True, text=True, check=False, timeout=300)
+      capture_output=True, text=True, check=False, timeout=limits.HANG_S)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     return json.load(f)

@@ -7,6 +7,7 @@ import pytest
 
 from avjax import config as config_lib
 from avjax.errors import ConfigError
+import limits
 
 
 @pytest.mark.parametrize("name", ["l3", "ave", "avol"])
@@ -67,7 +68,7 @@ def test_the_core_imports_only_the_experiment_asked_for():
   code = ("import sys; from avjax import config; config.get_config('ave:tiny'); "
           "print(sorted(m for m in sys.modules if m.startswith('experiments.')))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, check=True).stdout
+                       timeout=limits.QUICK_HANG_S, check=True).stdout
   assert out.strip() == "['experiments.ave', 'experiments.common']"
 
 
@@ -91,7 +92,7 @@ def test_mistakes_raise_one_line_naming_what_exists(spec, overrides, expected):
 
 def _main(*args):
   return subprocess.run([sys.executable, "-m", "avjax.main", *args], capture_output=True,
-                        text=True, timeout=120, check=False)
+                        text=True, timeout=limits.QUICK_HANG_S, check=False)
 
 
 @pytest.mark.parametrize("args, expected", [

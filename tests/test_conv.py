@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import limits
 from avjax.models import conv
 
 
@@ -131,7 +132,7 @@ def test_row_folded_gradient_under_batch_sharding():
   devices XLA must sum the devices' parts."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
   proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
-                        text=True, timeout=300, check=False)
+                        text=True, timeout=limits.HANG_S, check=False)
   assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
 

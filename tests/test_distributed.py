@@ -15,6 +15,7 @@ import time
 import jax
 import numpy as np
 
+import limits
 from avjax import config as config_lib
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import loop
@@ -190,7 +191,7 @@ def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir
            "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=100000"],
           stdout=f, stderr=subprocess.STDOUT))
   metrics = os.path.join(workdir, "metrics.jsonl")
-  deadline = time.monotonic() + 1500  # hang guard only
+  deadline = time.monotonic() + limits.HANG_S
   try:
     while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
       assert all(p.poll() is None for p in procs), "a process ended before training"

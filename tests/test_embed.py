@@ -17,6 +17,7 @@ import media_factory
 import test_export
 from avjax import embed
 from data_pipeline import decode
+import limits
 
 HOP = 0.25
 
@@ -44,7 +45,7 @@ def media(tmp_path_factory):
 
 def _embed(*args):
   return subprocess.run([sys.executable, "-m", "avjax.embed", *args], capture_output=True,
-                        text=True, timeout=300, check=False)
+                        text=True, timeout=limits.HANG_S, check=False)
 
 
 def test_embeds_audio_images_and_videos_and_skips_a_bad_file(export_dir, media, tmp_path):

@@ -19,6 +19,7 @@ from avjax.models import build_model
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import loop
 from avjax.train import state as state_lib
+import limits
 
 
 def shared_export(tmp_path_factory, worker_id: str):
@@ -177,7 +178,7 @@ def test_localise_needs_an_avol_export(tmp_path):
 
 def _main(*args):
   return subprocess.run([sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", *args],
-                        capture_output=True, text=True, timeout=300, check=False)
+                        capture_output=True, text=True, timeout=limits.HANG_S, check=False)
 
 
 def test_command_line_export(trained, tmp_path):

@@ -14,10 +14,11 @@ from avjax import config as config_lib
 from avjax.train import loop
 from data_pipeline.clips import DataError
 from test_train import latest_step
+import limits
 
 # Hang guards only (a loaded 2-core machine compiles and starts workers slowly).
-_START_LIMIT_S = 600
-_EXIT_LIMIT_S = 60
+_START_LIMIT_S = limits.HANG_S
+_EXIT_LIMIT_S = 300
 
 
 def _children(pid: int) -> list[int]:
@@ -122,7 +123,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path,
       [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
        "--config.train.num_steps=6", "--config.train.checkpoint_every_steps=2",
        "--config.train.log_every_steps=1"],
-      capture_output=True, text=True, timeout=1500, preexec_fn=_small_disk(40_000),
+      capture_output=True, text=True, timeout=limits.HANG_S, preexec_fn=_small_disk(40_000),
       env=dict(os.environ, AVJAX_JAX_CACHE=str(tmp_path / "jax_cache")))
   assert proc.returncode == 1, proc.stderr[-3000:]
   said = [line for line in proc.stderr.splitlines() if line.startswith("avjax:")]

@@ -9,6 +9,7 @@ import sys
 import time
 
 import av
+import limits
 import browser
 import numpy as np
 import orbax.checkpoint as ocp
@@ -77,7 +78,7 @@ def _run_main(*args, **kwargs):
 
 def test_command_line_trains_then_evaluates_avol(tmp_path, embedded_dir):
   workdir = str(tmp_path / "avol")
-  proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", timeout=300)
+  proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", timeout=limits.HANG_S)
   assert proc.returncode == 0, proc.stderr[-2000:]
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
@@ -88,7 +89,7 @@ def test_command_line_trains_then_evaluates_avol(tmp_path, embedded_dir):
   assert all(0 <= r["data_wait_fraction"] <= 1 for r in rows)
   assert latest_step(workdir) == 4
 
-  proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", "--mode=eval", timeout=300)
+  proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", "--mode=eval", timeout=limits.HANG_S)
   assert proc.returncode == 0, proc.stderr[-2000:]
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     results = json.load(f)
@@ -101,7 +102,7 @@ def test_command_line_trains_then_evaluates_avol(tmp_path, embedded_dir):
 
   # Evaluating a step that does not exist: one line naming the steps there are.
   proc = _run_main("--experiment=avol:tiny", f"--workdir={workdir}", "--mode=eval",
-                   "--checkpoint=3", timeout=300)
+                   "--checkpoint=3", timeout=limits.HANG_S)
   assert proc.returncode != 0 and "no checkpoint at step 3" in proc.stderr
   assert "Traceback" not in proc.stderr
 
@@ -153,12 +154,12 @@ def test_sigterm_to_run_sh_train_saves_and_exits_143(tmp_path, embedded_dir):
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
       env=dict(os.environ, AVJAX_VENV=sys.prefix))
   metrics = os.path.join(workdir, "metrics.jsonl")
-  deadline = time.monotonic() + 240
+  deadline = time.monotonic() + limits.HANG_S
   while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
     assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
     time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)  # to bash's pid: run.sh must have handed it to Python
-  _, err = proc.communicate(timeout=120)
+  _, err = proc.communicate(timeout=limits.HANG_S)
   assert proc.returncode == 143, err[-2000:]
   step = latest_step(workdir)
   assert step is not None and step >= 1
@@ -242,7 +243,7 @@ def _train_on_devices(tmp_path, devices: int) -> dict:
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   code = _DUMP.format(tests=os.path.dirname(__file__), workdir=workdir, out=out)
   proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                        timeout=300, check=False)
+                        timeout=limits.HANG_S, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return dict(np.load(out))
 

@@ -95,8 +95,9 @@ def main(args: Args) -> None:
   except loop.TrainingStopped as stopped:
     print(f"avjax: {stopped}", file=sys.stderr)
     sys.exit(stopped.exit_code)
-  except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError,
-          checkpoint.CheckpointError) as err:
+  except checkpoint.CheckpointError as err:
+    runtime.exit_at_once(f"avjax: {err}")
+  except (ConfigError, DataError, loop.TrainingDiverged, export_lib.ExportError) as err:
     sys.exit(f"avjax: {err}")
 
 

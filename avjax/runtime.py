@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 
 import jax
 
@@ -28,10 +29,56 @@ def quiet_logs(verbosity_given: bool) -> None:
   if not verbosity_given:
     for name in ("", "absl"):
       logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("absl").addFilter(_no_orbax_tracebacks)
+    # Orbax logs through absl; its asyncio tasks' failures through asyncio.
+    for name in ("absl", "asyncio"):
+      logging.getLogger(name).addFilter(_no_orbax_tracebacks)
+    for hook in ("excepthook", "unraisablehook"):
+      setattr(sys, hook, _without_closed_loop_noise(getattr(sys, hook)))
+
+
+def _is_closed_loop_noise(exc, tb) -> bool:
+  """The error TensorStore's write callbacks raise, and print, when a failed Orbax save has
+  already closed its event loop (the failure itself is reported by the trainer)."""
+  if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+    return False
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return tb is not None and tb.tb_frame.f_code.co_filename.endswith(
+      os.path.join("asyncio", "base_events.py"))
+
+
+def _without_closed_loop_noise(hook):
+  def filtered(*args):
+    if len(args) == 3:  # excepthook(type, value, traceback)
+      noise = _is_closed_loop_noise(args[1], args[2])
+    else:  # unraisablehook(unraisable)
+      noise = _is_closed_loop_noise(args[0].exc_value, args[0].exc_traceback)
+    if not noise:
+      hook(*args)
+  return filtered
 
 
 def _no_orbax_tracebacks(record: logging.LogRecord) -> bool:
-  """Drops the tracebacks Orbax's save threads log when a write fails (a full disk): the
-  trainer reports that failure itself, in one line (checkpoint.CheckpointError)."""
-  return not (record.exc_info and f"{os.sep}orbax{os.sep}" in record.pathname)
+  """Drops the tracebacks Orbax's save threads and tasks log when a write fails (a full
+  disk): the trainer reports that failure itself, in one line (checkpoint.CheckpointError)."""
+  if not record.exc_info:
+    return True
+  marker = f"{os.sep}orbax{os.sep}"
+  if marker in record.pathname or marker in str(record.msg) + str(record.args):
+    return False
+  tb = record.exc_info[2]
+  while tb is not None:
+    if marker in tb.tb_frame.f_code.co_filename:
+      return False
+    tb = tb.tb_next
+  return True
+
+
+def exit_at_once(message: str, status: int = 1) -> None:
+  """Prints message and ends the process without the interpreter's shutdown, where threads
+  and event loops a failed save left behind (Orbax's) print tracebacks that would bury the
+  one line that matters. Data workers end with their parent; nothing else is pending."""
+  print(message, file=sys.stderr)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access

@@ -16,6 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 import tqdm
+from jax._src import distributed  # the coordination client: its barrier has a time limit
 from jax.experimental import multihost_utils
 
 from avjax import evaluate
@@ -97,6 +98,7 @@ def check_finite(logged: dict, step: int, ckpt: checkpoint_lib.Checkpointer) -> 
 
 
 REPLACED_LOG = "replaced_clips.tsv"
+START_BARRIER_S = 3600  # how long the processes of a job wait for each other before training
 
 
 def count_lines(path: str) -> int:
@@ -128,6 +130,11 @@ def check_same_clips_everywhere(fingerprint: str) -> None:
   the files itself; a file that one host cannot read would shift every shard)."""
   if jax.process_count() == 1:
     return
+  # The first collective starts Gloo, whose set-up waits 30 s at most for the other
+  # processes; a barrier with a generous limit first, so that a host that indexed or
+  # compiled more slowly (a busy machine) is waited for.
+  distributed.global_state.client.wait_at_barrier("avjax_train_start",
+                                                  timeout_in_ms=START_BARRIER_S * 1000)
   mine = np.array([int(fingerprint[i:i + 4], 16) for i in range(0, 16, 4)], np.int32)
   every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, mine.size)
   differ = [i for i, row in enumerate(every) if not np.array_equal(row, every[0])]

@@ -2,6 +2,7 @@
 and say so in one line; a trainer killed with SIGKILL leaves no worker behind."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -104,27 +105,19 @@ def _state(pid: int) -> str:
     return "Z"
 
 
-def _small_disk(limit_bytes: int):
-  """Stands in for a full disk: files of this process may not grow past limit_bytes (EFBIG,
-  with SIGXFSZ ignored so the write fails instead of the process)."""
-  def limit():
-    import resource  # pylint: disable=g-import-not-at-top
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
-  return limit
-
-
 def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path, embedded_dir):
   """The checkpoint's array files (~100 KB for avol:tiny) cannot be written; metrics and
   config (a few KB) can. The failed background save is found at the next log step and named,
   with the newest complete checkpoint, in one line and exit status 1; no traceback."""
   workdir = str(tmp_path / "run")
-  proc = subprocess.run(
-      [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
-       "--config.train.num_steps=6", "--config.train.checkpoint_every_steps=2",
-       "--config.train.log_every_steps=1"],
-      capture_output=True, text=True, timeout=limits.HANG_S, preexec_fn=_small_disk(40_000),
-      env=dict(os.environ, AVJAX_JAX_CACHE=str(tmp_path / "jax_cache")))
+  # Stands in for a full disk: files may not grow past 40 KB (EFBIG; SIGXFSZ ignored so that
+  # the write fails rather than the process). Set by the shell: no fork of this JAX process.
+  command = (f"ulimit -f 39 && trap '' XFSZ && exec {shlex.quote(sys.executable)} -m avjax.main "
+             f"--experiment=avol:tiny --workdir={shlex.quote(workdir)} --config.train.num_steps=6 "
+             "--config.train.checkpoint_every_steps=2 --config.train.log_every_steps=1")
+  proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                        timeout=limits.HANG_S,
+                        env=dict(os.environ, AVJAX_JAX_CACHE=str(tmp_path / "jax_cache")))
   assert proc.returncode == 1, proc.stderr[-3000:]
   said = [line for line in proc.stderr.splitlines() if line.startswith("avjax:")]
   assert len(said) == 1, proc.stderr[-3000:]

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from avjax import config as config_lib
-from avjax.train import loop
+from avjax.train import input_guard, loop
 from data_pipeline.clips import DataError
 from test_train import latest_step
 import limits
@@ -24,20 +24,8 @@ _EXIT_LIMIT_S = 300
 
 def _children(pid: int) -> list[int]:
   """Pids of the live Grain worker processes (multiprocessing spawn children) of pid."""
-  out = []
-  for name in os.listdir("/proc"):
-    if not name.isdigit():
-      continue
-    try:
-      with open(f"/proc/{name}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-      with open(f"/proc/{name}/cmdline", "rb") as f:
-        cmdline = f.read()
-    except OSError:
-      continue
-    if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmdline:
-      out.append(int(name))
-  return out
+  return [p for p, status in input_guard.worker_processes(pid).items()
+          if not status.startswith("Z")]
 
 
 def _wait_for_training(metrics: str, alive=lambda: True) -> None:

@@ -103,30 +103,32 @@ class Checkpointer:
       try:
         state = self.restore(step, state_template, data_iterator)
       except Exception as err:  # pylint: disable=broad-except  # any unreadable checkpoint
-        reason = media.failure_reason(err)
-        damaged.append(f"step {step} ({type(err).__name__}: {reason})")
-        print(f"avjax: checkpoint step {step} in {self.directory} cannot be read "
-              f"({type(err).__name__}: {reason})", file=sys.stderr)
+        why = f"{type(err).__name__}: {media.failure_reason(err)}"
+        damaged.append(f"step {step} ({why})")
+        print(f"avjax: checkpoint step {step} in {self.directory} cannot be read ({why})",
+              file=sys.stderr)
         continue
       if damaged:
-        moved = ""
+        where = ""
         if set_aside and jax.process_index() == 0:
           for bad in steps[:len(damaged)]:
-            moved = self._set_aside(bad)
-          moved = f"; the damaged ones are in {os.path.dirname(moved)}"
-        print(f"avjax: restored step {step} instead, the newest readable checkpoint{moved}",
+            self._set_aside(bad)
+          where = f"; the damaged ones are in {self._damaged_dir()}"
+        print(f"avjax: restored step {step} instead, the newest readable checkpoint{where}",
               file=sys.stderr)
       return step, state
     raise ConfigError(f"no readable checkpoint in {self.directory}: {'; '.join(damaged)}")
 
-  def _set_aside(self, step: int) -> str:
-    target = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged", str(step))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+  def _damaged_dir(self) -> str:
+    return os.path.join(os.path.dirname(self.directory), "checkpoints_damaged")
+
+  def _set_aside(self, step: int) -> None:
+    target = os.path.join(self._damaged_dir(), str(step))
+    os.makedirs(self._damaged_dir(), exist_ok=True)
     if os.path.exists(target):
       shutil.rmtree(target)
     shutil.move(os.path.join(self.directory, str(step)), target)
     self.manager.reload()  # the manager lists steps from the folder
-    return target
 
   def wait(self) -> None:
     try:

@@ -21,7 +21,7 @@ class WorkerDied(RuntimeError):
   """A worker process of the input pipeline ended while the trainer waited for a batch."""
 
 
-def _workers(parent: int) -> dict[int, str]:
+def worker_processes(parent: int) -> dict[int, str]:
   """{pid: "state exit_code"} of parent's multiprocessing spawn children, zombies too."""
   out = {}
   try:
@@ -86,7 +86,7 @@ class GuardedBatches:
       raise value
 
   def _check_workers(self) -> None:
-    now = _workers(os.getpid())
+    now = worker_processes(os.getpid())
     for pid, status in now.items():
       if status.startswith("Z"):
         raise WorkerDied(f"data worker process {pid} died ({_death(status)})")
@@ -105,7 +105,7 @@ def abandon(iterator) -> None:
   """After a failure of the pipeline (a dead worker): stops the workers still alive and closes
   the pipeline on a daemon thread, for at most a few seconds; its own close can wait forever
   for a dead worker."""
-  for pid, status in _workers(os.getpid()).items():
+  for pid, status in worker_processes(os.getpid()).items():
     if not status.startswith("Z"):
       try:
         os.kill(pid, signal.SIGKILL)

@@ -156,17 +156,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   identity = resume.config_identity(config)
   resume.check(workdir, identity, allow_resume_change)  # one line, before any work
   s = setup(config)
+  train_clips = s.dataset.split("train")
+  if not train_clips:
+    raise ConfigError("the dataset has no 'train' clips")
   identity.update(global_batch_size=s.global_batch_size, process_count=jax.process_count(),
-                  train_clips=resume.clips_fingerprint(s.dataset.split("train")))
+                  train_clips=resume.clips_fingerprint(train_clips))
   check_same_clips_everywhere(identity["train_clips"])
   resume.check(workdir, identity, allow_resume_change)
   train_cfg = config.train
   is_main = jax.process_index() == 0
 
   # Input pipeline: this process's share of each global batch.
-  train_clips = s.dataset.split("train")
-  if not train_clips:
-    raise ConfigError("the dataset has no 'train' clips")
   os.makedirs(workdir, exist_ok=True)
   replaced_log = os.path.join(workdir, REPLACED_LOG if jax.process_count() == 1 else
                               f"{REPLACED_LOG}.process_{jax.process_index()}")

@@ -232,14 +232,14 @@ class Exported:
                                     log_eps=p["log_eps"])
 
   def preprocess_image(self, frame: np.ndarray) -> np.ndarray:
-    """uint8 [S, S, 3] network image of an RGB frame [H, W, 3]: resize, then centre crop."""
+    """uint8 [S, S, 3] network image of an RGB frame [H, W, 3]: the whole frame resized."""
     from data_pipeline import features  # pylint: disable=g-import-not-at-top
     p = self.preprocessing
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3:
       raise ValueError(f"expected an RGB frame [H, W, 3], got shape {frame.shape}")
     geo = features.sample_geometry(None, p["resize_size"], p["image_size"], False)
-    return features.crop_flip(features.resize(frame.astype(np.uint8), p["resize_size"]), geo)
+    return features.network_image(frame.astype(np.uint8), geo)
 
   def images(self, images) -> np.ndarray:
     """A uint8 batch [B, S, S, 3] from one frame or a batch of any size."""

@@ -1,9 +1,10 @@
 """Network inputs from decoded media: the log-magnitude spectrogram and the image augmentations.
 
-Images are resized straight to a resize_size square (aspect ratio not kept, so the whole frame
-stays visible and boxes map linearly), then cropped to image_size (random crop for training,
-centre crop for evaluation) and optionally flipped. `transform_box` maps a normalised box of the
-full frame through the same resize, crop and flip.
+Training images are resized straight to a resize_size square (aspect ratio not kept, so the
+whole frame stays visible and boxes map linearly), then randomly cropped to image_size and
+optionally flipped. Evaluation images are the whole frame resized to image_size, as the
+published localisation protocols (LVS, EZ-VSL, SLAVC) score them: no box loses area to a crop.
+`transform_box` maps a normalised box of the full frame through the same geometry.
 """
 
 from __future__ import annotations
@@ -67,14 +68,20 @@ def resize(image: np.ndarray, resize_size: int) -> np.ndarray:
 
 def sample_geometry(rng: np.random.Generator | None, resize_size: int, image_size: int,
                     flip: bool) -> Geometry:
-  """Random crop offsets and flip (rng given), or the centre crop without flip (rng None)."""
+  """Random crop offsets and flip (rng given), or for evaluation (rng None) the whole frame
+  resized to image_size, without crop or flip."""
   if image_size > resize_size:
     raise ValueError(f"image_size {image_size} is larger than resize_size {resize_size}")
-  span = resize_size - image_size
   if rng is None:
-    return Geometry(resize_size, image_size, span // 2, span // 2, False)
+    return Geometry(image_size, image_size, 0, 0, False)
+  span = resize_size - image_size
   x0, y0 = (int(v) for v in rng.integers(0, span + 1, size=2))
   return Geometry(resize_size, image_size, x0, y0, bool(flip and rng.random() < 0.5))
+
+
+def network_image(frame: np.ndarray, geo: Geometry) -> np.ndarray:
+  """A decoded frame (any size) resized, cropped and flipped as geo says: uint8 [S, S, 3]."""
+  return crop_flip(resize(frame, geo.resize_size), geo)
 
 
 def crop_flip(image: np.ndarray, geo: Geometry) -> np.ndarray:
@@ -117,12 +124,12 @@ def image_input(frame: np.ndarray, data_cfg, rng: np.random.Generator | None):
   """The network image from a decoded frame: (uint8 [S, S, 3], Geometry).
 
   With rng (training with data_cfg.augment) random crop, flip and colour jitter; without, the
-  centre crop.
+  whole frame resized to image_size.
   """
   aug = rng is not None and data_cfg.augment
   geo = sample_geometry(rng if aug else None, data_cfg.resize_size, data_cfg.image_size,
                         data_cfg.flip)
-  image = crop_flip(resize(frame, data_cfg.resize_size), geo)
+  image = network_image(frame, geo)
   if aug:
     image = color_jitter(image, rng, data_cfg.brightness, data_cfg.saturation)
   return image, geo

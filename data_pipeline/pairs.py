@@ -74,8 +74,8 @@ def _positive_centre(clip: Clip, frame_time: float, rng: np.random.Generator,
   lo, hi = _centre_range(clip, data_cfg.audio_seconds)
   jitter = data_cfg.jitter_seconds
   if not clip.fps:
-    centre = frame_time + (rng.uniform(-jitter, jitter) if jitter > 0 else 0.0)
-    return float(np.clip(centre, lo, hi)) if jitter > 0 else float(rng.uniform(lo, hi))
+    # A still image belongs with its whole recording: no frame time to jitter around.
+    return float(rng.uniform(lo, hi))
   if data_cfg.frame_grid:
     k = int(round(frame_time * clip.fps))
     k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
@@ -148,9 +148,13 @@ def label_for_position(position: int) -> int:
 
 
 def middle_grid_time(clip: Clip, audio_seconds: float) -> float:
-  """The grid time nearest the middle of the clip (fixed choice for evaluation)."""
+  """The grid time nearest the middle of the clip (fixed choice for evaluation).
+
+  A still image has no grid and its one frame stands for the whole recording: the middle of
+  the recording, so the sound window is zero-padded only when the recording is shorter than it.
+  """
   if not clip.fps:
-    return clip.start
+    return clip.start + clip.duration / 2.0
   k_lo, k_hi = grid_indices(clip, audio_seconds)
   mid = round((clip.start + clip.duration / 2.0) * clip.fps)
   return min(max(mid, k_lo), k_hi) / clip.fps
@@ -158,7 +162,8 @@ def middle_grid_time(clip: Clip, audio_seconds: float) -> float:
 
 def eval_grid_times(clip: Clip, audio_seconds: float, n: int) -> list[float]:
   """n evaluation times evenly spread over the clip's grid (n = 1: the middle grid time);
-  fewer when the clip has fewer grid frames, one for a still image."""
+  fewer when the clip has fewer grid frames, one (the middle of its recording) for a still
+  image."""
   if n <= 1 or not clip.fps:
     return [middle_grid_time(clip, audio_seconds)]
   k_lo, k_hi = grid_indices(clip, audio_seconds)

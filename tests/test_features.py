@@ -1,5 +1,6 @@
 """Tests of the spectrogram and the image/box transforms."""
 
+import cv2
 import ml_collections
 import numpy as np
 import pytest
@@ -71,6 +72,17 @@ def test_image_pixels_follow_box():
     inside = image[int(y0) + 2:int(y1) - 2, int(x0) + 2:int(x1) - 2]
     assert image.shape == (112, 112, 3) and inside.min() > 200
     assert image[:int(y0) - 2].max() < 50
+
+
+def test_evaluation_image_is_the_whole_frame_resized():
+  # The published localisation protocols resize the whole frame to the net's input: a box at
+  # the frame's edge keeps all its area, where a 128 -> 112 centre crop would cut 1/8 of it.
+  cfg = _demo_cfg()
+  frame = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+  image, geo = features.image_input(frame, cfg, None)  # shrinking: area filter
+  np.testing.assert_array_equal(image, cv2.resize(frame, (112, 112), interpolation=cv2.INTER_AREA))
+  edge = (0.0, 0.0, 0.25, 0.5)
+  np.testing.assert_allclose(features.transform_box(edge, geo), edge, atol=1e-7)
 
 
 def test_colour_jitter_changes_image_keeps_dtype():

@@ -103,7 +103,9 @@ def test_eval_grid_times_spread_over_the_grid():
     assert math.isclose(times[0] * clip.fps, k_lo) and math.isclose(times[-1] * clip.fps, k_hi)
     assert pairs.eval_grid_times(clip, 1.0, 1) == [pairs.middle_grid_time(clip, 1.0)]
   still = Clip("a.jpg", "a.wav", 4.0, None, 16000, 1)
-  assert pairs.eval_grid_times(still, 1.0, 5) == [0.0]
+  assert pairs.eval_grid_times(still, 1.0, 5) == [2.0]  # the middle of its recording
+  late = Clip("b.jpg", "b.wav", 3.0, None, 16000, 1, start=10.0)
+  assert pairs.eval_grid_times(late, 1.0, 1) == [11.5]
   # A clip with fewer grid frames than asked gives each one once.
   short = Clip("s.mp4", "s.mp4", 1.5, 4.0, 16000, 1)
   assert pairs.eval_grid_times(short, 1.0, 10) == [0.5, 0.75, 1.0]

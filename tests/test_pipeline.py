@@ -144,8 +144,8 @@ def test_eval_batches_fixed_padded_boxes(clips):
   assert labels.tolist() == [1, 0] * 6
   assert a[0]["clip_index"].tolist() == [0, 0, 1, 1, 2]
   assert a[0]["class_id"].tolist() == [0, 0, 1, 1, 0]
-  # Box (0.25, 0.5, 0.75, 1.0): 64 square, centre crop 56 at offset 4 -> by hand.
-  want = [(16 - 4) / 56, (32 - 4) / 56, (48 - 4) / 56, 1.0]
+  # Box (0.25, 0.5, 0.75, 1.0): the whole frame resized to 56, no crop: the box unchanged.
+  want = [0.25, 0.5, 0.75, 1.0]
   np.testing.assert_allclose(a[0]["target_box"][0], want, atol=1e-6)
   assert a[0]["distractor_boxes"].shape == (5, 2, 4)
   np.testing.assert_allclose(a[0]["distractor_boxes"][2, 0], want, atol=1e-6)  # clip 1: one

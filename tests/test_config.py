@@ -80,7 +80,7 @@ def test_the_core_imports_only_the_experiment_asked_for():
     ("avol", ["train.batch_size=many"], "bad value for --config.train.batch_size"),
     ("avol", ["train.batch_size"], "is not of the form --config.KEY=VALUE"),
     ("avol", ["eval.retrieval.kk=3"],
-     "unknown config key 'eval.retrieval.kk'; keys of 'eval.retrieval': db_chunk, k, query_chunk"),
+     "unknown config key 'eval.retrieval.kk'; keys of 'eval.retrieval': db_chunk, distance, k, query_chunk"),
     ("avol", ["eval.ndcg_k=5"], "unknown config key 'eval.ndcg_k'"),  # now eval.retrieval.k
 ])
 def test_mistakes_raise_one_line_naming_what_exists(spec, overrides, expected):

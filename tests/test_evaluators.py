@@ -8,10 +8,10 @@ import pytest
 from avjax import config as config_lib
 from avjax import evaluate
 from avjax.errors import ConfigError
-from avjax.evaluate import metrics, registry
+from avjax.evaluate import metrics, protocols, registry
 from avjax.evaluate.avc import AvcEvaluator
 from avjax.evaluate.common import Evaluator
-from avjax.evaluate.localisation import LocalisationEvaluator
+from avjax.evaluate.localisation import LocalisationEvaluator, trivial_maps
 from avjax.evaluate.probe import ProbeEvaluator
 from avjax.evaluate.retrieval import RetrievalEvaluator
 from data_pipeline.clips import Clip
@@ -87,7 +87,9 @@ def toy_model(kind="avol", quality="perfect", calls=None):
       maps = np.zeros((b, 4, 4), np.float32)
       corner = frame % 4
       maps[np.arange(b), np.where(corner >= 2, 3, 0), np.where(corner % 2 == 1, 3, 0)] = 1.0
-      out["loc_map"] = maps
+      # Logits as AVOL-Net gives them: +4 on the lit cell, -4 elsewhere; the map their sigmoid.
+      out["loc_logits"] = 8 * maps - 4
+      out["loc_map"] = 1 / (1 + np.exp(-out["loc_logits"]))
     return out
 
   return predict_fn
@@ -149,7 +151,8 @@ def test_localisation_model_and_centre_baseline():
   flipped = toy_model("avol")
   def on_distractor(batch):
     res = flipped(batch)
-    res["loc_map"] = res["loc_map"][:, ::-1, ::-1].copy()
+    for key in ("loc_map", "loc_logits"):
+      res[key] = res[key][:, ::-1, ::-1].copy()
     return res
   out = dict(LocalisationEvaluator(_positives()).run(on_distractor))
   assert out["loc/pointing"] == 0.0 and out["loc/distractor_pick"] == 1.0
@@ -178,8 +181,8 @@ def test_localisation_scores_cious_against_the_rows_ground_truth():
   rows = list(_with_annotators(make_batches("positives")))
   valid = np.concatenate([b["valid"] for b in rows])
   gt = {k: np.concatenate([b[k] for b in rows])[valid] for k in ("gt_boxes", "gt_consensus")}
-  maps = np.concatenate([toy_model("avol")(b)["loc_map"] for b in rows])[valid]
-  expected = metrics.ciou_scores(maps, gt["gt_boxes"], consensus=gt["gt_consensus"])
+  maps = np.concatenate([toy_model("avol")(b)["loc_logits"] for b in rows])[valid]
+  expected = protocols.ciou_per_image("ezvsl", maps, gt["gt_boxes"], gt["gt_consensus"])
   assert out["loc/ciou_mean"] == pytest.approx(expected.mean())
   # Pointing still uses the target box alone; the target-only cIoU differs.
   assert out["loc/pointing"] == 1.0
@@ -221,14 +224,42 @@ def test_run_evaluators_end_to_end_and_table():
   assert results["avc_accuracy"] == 1.0 and results["ndcg30/im-aud"] == pytest.approx(1.0)
   table = evaluate.format_table({"step": 7, "split": "val", **results,
                                  "note/extra": "a note"})
-  for key in list(results) + ["step", "split", "note/extra"]:
+  # Every result is in the table; the trivial maps' scores by their short name on their metric's
+  # line (checked for loc/auc below).
+  for key in [k for k in results if not k.startswith("baseline/")] + ["step", "split",
+                                                                     "note/extra"]:
     assert key in table
   ndcg_line = next(line for line in table.splitlines() if line.startswith("ndcg30/im-im "))
   assert "ndcg30/random" in ndcg_line
   loc_line = next(line for line in table.splitlines() if line.startswith("loc/auc "))
-  assert "baseline/centre/loc/auc" in loc_line
+  assert all(f"{name} {results[f'baseline/{name}/loc/auc']:.4f}" in loc_line
+             for name in ("centre", "whole", "random"))
   probe_line = next(line for line in table.splitlines() if line.startswith("probe/audio"))
   assert "probe/chance" in probe_line
+
+
+def test_every_metric_gets_an_interval_counts_and_a_gain():
+  cfg = evaluate.default_eval_config()
+  evaluators = evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  ids = [f"clip{i}" for i in range(len(CLIPS))]
+  results, _ = evaluate.evaluate_all(evaluators, toy_model("avol", quality="noise"),
+                                     clip_ids=ids, bootstrap_samples=200, seed=0)
+  scoring = results["scoring"]
+  for key in ("avc_accuracy", "ndcg30/im-aud", "loc/ciou_ap50", "loc/auc", "loc/pointing",
+              "probe/audio_accuracy", "baseline/random/loc/auc", "ndcg30/random"):
+    low, high = scoring[key]["ci95"]
+    assert low <= results[key] <= high, key
+    assert scoring[key]["n_scored"] == scoring[key]["n_expected"] == len(CLIPS), key
+  # Gains are read against the best trivial baseline, with a paired interval.
+  loc = scoring["loc/auc"]
+  best = max(results[f"baseline/{n}/loc/auc"] for n in ("centre", "whole", "random"))
+  assert loc["gain"] == pytest.approx(results["loc/auc"] - best)
+  assert loc["gain_ci95"][0] <= loc["gain"] <= loc["gain_ci95"][1]
+  assert scoring["avc_accuracy"]["gain_over"] == "chance: balanced pairs"
+  # The table shows them.
+  table = evaluate.format_table(results)
+  line = next(l for l in table.splitlines() if l.startswith("loc/auc "))
+  assert f"{loc['gain']:+.4f}" in line and "over " in line
 
 
 def test_l3_run_gives_notes_and_no_cross_modal_rows():
@@ -252,7 +283,8 @@ def test_unknown_evaluator_is_a_config_error_of_one_line():
 def test_every_registered_evaluator_has_its_block_of_defaults():
   cfg = evaluate.default_eval_config()
   assert cfg.avc.to_dict() == {"frames_per_clip": 1}
-  assert cfg.retrieval.to_dict() == {"k": 30, "query_chunk": 512, "db_chunk": 4096}
+  assert cfg.retrieval.to_dict() == {"k": 30, "query_chunk": 512, "db_chunk": 4096,
+                                     "distance": "graph"}
   assert cfg.localisation.to_dict() == {"size": 224}
   assert cfg.probe.to_dict() == {"folds": 5, "c": 1.0}
   # A block is there to override even when its evaluator does not run.
@@ -333,8 +365,8 @@ def test_a_registered_evaluator_is_configured_built_run_and_tabled(hit_rate_regi
   assert results["hits/rate"] == 0.0 and results["hits/positives"] == 0.5
   assert len(calls) == -(-2 * NUM_CLIPS // BATCH)  # one pass over the pairs, shared with AVC
   table = evaluate.format_table(results).splitlines()
-  assert [line for line in table if line.startswith("hits/")] == [
-      "hits/rate       0.0000  0.5000 (hits/positives)"]
+  assert [line.split() for line in table if line.startswith("hits/")] == [
+      ["hits/rate", "0.0000", "0.5000", "(hits/positives)"]]
 
 
 def test_unregistering_removes_the_block_and_the_name():
@@ -352,9 +384,41 @@ def test_two_evaluators_cannot_share_a_name():
 
 
 def test_centre_prior_used_as_baseline_scores_a_centred_box_well():
-  centre = metrics.centre_prior_maps(1, 224, 224)
-  scores = metrics.ciou_scores(centre, np.array([[0.1, 0.1, 0.9, 0.9]]))
-  assert scores[0] > 0.7
+  # Median thresholds keep half the image (cIoU 0.5 / 0.64); slavc's fixed 0 keeps the disc
+  # where the Gaussian is above half its peak (radius 0.29 of the side: 0.27 / 0.64).
+  centre = trivial_maps("centre", 1, (7, 7), 224, seed=0)
+  box = np.array([[0.1, 0.1, 0.9, 0.9]])
+  for protocol, want in (("lvs", 0.78), ("ezvsl", 0.78), ("slavc", 0.43)):
+    assert protocols.ciou_per_image(protocol, centre, box, 1)[0] == pytest.approx(want, abs=0.02)
+
+
+@pytest.mark.parametrize("protocol", ["lvs", "ezvsl", "slavc"])
+def test_localisation_follows_the_configured_protocol(protocol):
+  cfg = evaluate.default_eval_config()
+  cfg.evaluators, cfg.loc_protocol = ("localisation",), protocol
+  (ev,) = evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  out = dict(ev.run(toy_model("avol")))
+  rows = list(make_batches("positives"))
+  valid = np.concatenate([b["valid"] for b in rows])
+  cat = lambda k: np.concatenate([b[k] for b in rows])[valid]
+  maps = np.concatenate([toy_model("avol")(b)["loc_logits"] for b in rows])[valid]
+  cious = protocols.ciou_per_image(protocol, maps, cat("gt_boxes") if "gt_boxes" in rows[0]
+                                   else cat("target_box"), 1)
+  want = protocols.summary(protocol, cious)
+  for key in ("ciou_ap50", "auc", "ciou_mean"):
+    assert out[f"loc/{key}"] == pytest.approx(want[key], abs=1e-12), key
+  assert protocol in out["note/loc_protocol"]
+  # The trivial maps: the whole image under every protocol (a constant 1 is all on).
+  whole = protocols.ciou_per_image(protocol, np.ones((len(maps), 4, 4)),
+                                   cat("target_box"), 1)
+  assert out["baseline/whole/loc/ciou_mean"] == pytest.approx(np.nanmean(whole))
+
+
+def test_an_unknown_protocol_is_a_config_error():
+  cfg = evaluate.default_eval_config()
+  cfg.loc_protocol = "cvpr"
+  with pytest.raises(ConfigError, match="eval.loc_protocol must be one of lvs, ezvsl, slavc"):
+    evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
 
 
 # Results of all four evaluators as a run gives them, with notes and the run's step and split.
@@ -369,34 +433,51 @@ FULL_RESULTS = {
     "baseline/centre/loc/ciou_ap50": 0.3, "baseline/centre/loc/auc": 0.29,
     "baseline/centre/loc/ciou_mean": 0.33, "baseline/centre/loc/pointing": 0.5,
     "baseline/centre/loc/distractor_pick": 0.25,
+    "baseline/whole/loc/ciou_ap50": 0.35, "baseline/whole/loc/auc": 0.31,
+    "baseline/whole/loc/ciou_mean": 0.32,
+    "baseline/random/loc/ciou_ap50": 0.0, "baseline/random/loc/auc": 0.2,
+    "baseline/random/loc/ciou_mean": 0.21, "baseline/random/loc/pointing": 0.25,
+    "baseline/random/loc/distractor_pick": 0.2,
     "loc/num_images": 38.0,
     "probe/audio_accuracy": 0.9, "probe/image_accuracy": 0.85, "probe/chance": 0.2,
     "note/extra": "a note",
+    "scoring": {
+        "avc_accuracy": {"ci95": [0.75, 0.87], "n_scored": 38, "n_expected": 38,
+                         "gain": 0.3125, "gain_over": "chance: balanced pairs",
+                         "gain_ci95": [0.25, 0.37]},
+        "loc/ciou_ap50": {"ci95": [0.25, 0.55], "n_scored": 38, "n_expected": 38, "gain": 0.05,
+                          "gain_over": "baseline/whole/loc/ciou_ap50",
+                          "gain_ci95": [-0.1, 0.2]},
+        "loc/distractor_pick": {"n_scored": 8, "n_expected": 38, "gain": 0.075,
+                                "gain_over": "baseline/random/loc/distractor_pick"},
+    },
 }
 
 FULL_TABLE = """\
-metric                   value  baseline
---------------------------------------------------
-avc_accuracy            0.8125  0.5000 (chance: balanced pairs)
-ndcg30/im-im            0.6123  0.2500 (ndcg30/random)
-ndcg30/im-aud           0.5000  0.2500 (ndcg30/random)
-ndcg30/aud-im           0.4900  0.2500 (ndcg30/random)
-ndcg30/aud-aud          0.7000  0.2500 (ndcg30/random)
-loc/ciou_ap50           0.4000  0.3000 (baseline/centre/loc/ciou_ap50)
-loc/auc                 0.3800  0.2900 (baseline/centre/loc/auc)
-loc/ciou_mean           0.4100  0.3300 (baseline/centre/loc/ciou_mean)
-loc/pointing            0.7500  0.5000 (baseline/centre/loc/pointing)
-loc/distractor_pick     0.1250  0.2500 (baseline/centre/loc/distractor_pick)
-loc/num_images              38
-probe/audio_accuracy    0.9000  0.2000 (probe/chance)
-probe/image_accuracy    0.8500  0.2000 (probe/chance)
+metric                 value  95% CI          baseline                                    gain over best baseline [95% CI]
+--------------------------------------------------------------------------------------------------------------------------
+avc_accuracy          0.8125  [0.750, 0.870]  0.5000 (chance: balanced pairs)             +0.3125 [+0.250, +0.370]
+ndcg30/im-im          0.6123                  0.2500 (ndcg30/random)
+ndcg30/im-aud         0.5000                  0.2500 (ndcg30/random)
+ndcg30/aud-im         0.4900                  0.2500 (ndcg30/random)
+ndcg30/aud-aud        0.7000                  0.2500 (ndcg30/random)
+loc/ciou_ap50         0.4000  [0.250, 0.550]  centre 0.3000, whole 0.3500, random 0.0000  +0.0500 [-0.100, +0.200] (over whole)
+loc/auc               0.3800                  centre 0.2900, whole 0.3100, random 0.2000
+loc/ciou_mean         0.4100                  centre 0.3300, whole 0.3200, random 0.2100
+loc/pointing          0.7500                  centre 0.5000, random 0.2500
+loc/distractor_pick   0.1250                  centre 0.2500, random 0.2000                +0.0750 (over random)
+loc/num_images            38
+probe/audio_accuracy  0.9000                  0.2000 (probe/chance)
+probe/image_accuracy  0.8500                  0.2000 (probe/chance)
 
   step: 2400
   split: test
 
 notes:
   note/retrieval: a retrieval note
-  note/extra: a note"""
+  note/extra: a note
+
+95% CI: bootstrap over clips (all rows of a clip drawn together); gains are paired (the same draws for metric and baseline)."""
 
 
 def test_table_puts_each_baseline_beside_its_metric():
@@ -408,11 +489,11 @@ def test_table_of_baselines_without_their_metrics():
   table = evaluate.format_table({"ndcg5/random": 0.25, "probe/chance": 0.2, "loss": 1.5,
                                  "loc/auc": 0.5, "avc_accuracy": 0.75})
   assert table == """\
-metric           value  baseline
-------------------------------------------
-avc_accuracy    0.7500  0.5000 (chance: balanced pairs)
-ndcg5/random    0.2500
-probe/chance    0.2000
-loc/auc         0.5000
+metric         value  baseline
+------------------------------
+avc_accuracy  0.7500  0.5000 (chance: balanced pairs)
+ndcg5/random  0.2500
+probe/chance  0.2000
+loc/auc       0.5000
 
   loss: 1.5000"""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
-from avjax.evaluate import knn, metrics
+from avjax.evaluate import knn, metrics, protocols
 from avjax.evaluate.ontology import flat_relevance, ontology_relevance
 
 
@@ -94,29 +94,56 @@ def test_ontology_relevance_on_a_small_tree():
   assert r(0, 5) == 0 and r(5, 5) == 0    # unlabelled item
 
 
+def test_graph_and_tree_distances_differ_through_a_shared_child():
+  # Two top-level trees, "sounds" and "things", share the child "bell" (AudioSet nodes have
+  # several parents). The undirected graph walks down through bell; the tree distance only
+  # goes up to a common ancestor, and the two trees have none.
+  ontology = {
+      "/m/sounds": {"name": "Sounds", "child_ids": ["/m/ring", "/m/bell"]},
+      "/m/things": {"name": "Things", "child_ids": ["/m/bell", "/m/cup"]},
+      "/m/ring": {"name": "Ring", "child_ids": []},
+      "/m/bell": {"name": "Bell", "child_ids": ["/m/tiny_bell"]},
+      "/m/tiny_bell": {"name": "Tiny bell", "child_ids": []},
+      "/m/cup": {"name": "Cup", "child_ids": []},
+  }
+  items = [("Ring",), ("Cup",), ("Tiny bell",), ("Bell",)]
+  def rel(distance):
+    r = ontology_relevance(items, ontology, distance=distance)
+    return lambda i, j: float(r.between(np.array([i]), np.array([[j]]))[0, 0])
+  graph, tree = rel("graph"), rel("tree")
+  assert graph(0, 1) == 16        # ring - sounds - bell - things - cup
+  assert tree(0, 1) == 0          # no common ancestor
+  assert graph(0, 2) == tree(0, 2) == 17  # tiny bell - bell - sounds - ring: up, then down
+  assert tree(2, 3) == 19 and tree(3, 3) == 20
+  with pytest.raises(ValueError, match="known: graph, tree"):
+    ontology_relevance(items, ontology, distance="walk")
+
+
 def test_ciou_auc_on_hand_worked_maps():
   size = 8
-  # Map 1: bright left half -> median binarisation keeps the left 4 columns (32 pixels).
+  # Map 1: bright left half. EZ-VSL upsampling (align corners) gives columns 0-2 the value 1,
+  # column 3 0.714, column 4 0.286; the median (sorted[32] = 0.714) keeps columns 0-3 (32 px).
   left = np.zeros((1, 4, 4)); left[0, :, :2] = 1.0
   box = np.array([[0.0, 0.0, 0.5, 0.5]])  # top-left quadrant: 16 pixels
-  pred = metrics.binarise_median(metrics.minmax_normalise(metrics.upsample_bilinear(left, size)))
+  pred = protocols.prediction_masks("ezvsl", left, size)
   assert pred.sum() == 32 and pred[0, :, :4].all()
   # cIoU = |pred & gt| / (|gt| + |pred \ gt|) = 16 / (16 + 16) = 0.5
-  assert metrics.ciou_scores(left, box, size)[0] == pytest.approx(0.5)
+  assert protocols.ciou_per_image("ezvsl", left, box, 1, size)[0] == pytest.approx(0.5)
   # Box = whole left half: 32 / (32 + 0) = 1; box on the right half: 0 / (32 + 32) = 0.
-  scores = metrics.ciou_scores(np.repeat(left, 2, 0), np.array([[0, 0, .5, 1], [.5, 0, 1, 1]]),
-                               size)
+  scores = protocols.ciou_per_image("ezvsl", np.repeat(left, 2, 0),
+                                    np.array([[0, 0, .5, 1], [.5, 0, 1, 1]]), 1, size)
   np.testing.assert_allclose(scores, [1.0, 0.0])
-  summary = metrics.ciou_summary(np.array([0.0, 0.5, 1.0, 0.25]))
-  assert summary["ciou_ap50"] == 0.5 and summary["ciou_mean"] == pytest.approx(0.4375)
-  # success(t): t=0 -> 1; 0<t<=.25 -> .75; .25<t<=.5 -> .5; .5<t<=1 -> .25.
-  # Trapezoids: [0,.05]: (1+.75)/2*.05 = .04375; (.05,.25]: .75*.2 = .15; (.25,.3]: .03125;
-  # (.3,.5]: .1; (.5,.55]: .01875; (.55,1]: .1125  -> 0.45625
-  assert summary["auc"] == pytest.approx(0.45625)
+  # (0.32, not 0.3: the scripts' threshold 0.05 * 6 is 0.30000000000000004.)
+  summary = protocols.summary("ezvsl", np.array([0.0, 0.5, 1.0, 0.32]))
+  assert summary["ciou_ap50"] == 0.5 and summary["ciou_mean"] == pytest.approx(0.455)
+  # success(t) on the grid: t=0 -> 1; .05..0.3 -> .75; .35..0.5 -> .5; .55..1 -> .25.
+  # Trapezoids: [0,.05]: (1+.75)/2*.05 = .04375; (.05,.3]: .75*.25 = .1875; (.3,.35]: .03125;
+  # (.35,.5]: .075; (.5,.55]: .01875; (.55,1]: .1125  -> 0.46875
+  assert summary["auc"] == pytest.approx(0.46875)
 
 
-def test_upsample_is_bilinear_with_half_pixel_centres():
-  up = metrics.upsample_bilinear(np.array([[[0.0, 1.0]]]), 4)
+def test_lvs_upsampling_has_half_pixel_centres():
+  up = protocols.upsample("lvs", np.array([[[0.0, 1.0]]]), 4)
   np.testing.assert_allclose(up[0, 0], [0.0, 0.25, 0.75, 1.0])
 
 
@@ -141,18 +168,14 @@ def test_centre_prior_peaks_in_the_middle():
   centre = metrics.centre_prior_maps(2, 7, 7)
   assert centre.shape == (2, 7, 7)
   np.testing.assert_allclose(metrics.peak_points(centre), [[0.5, 0.5]] * 2)
-  # Median binarisation keeps a centred disk of half the area (radius ~0.4), inside this box:
-  # cIoU ~ 0.5 / 0.64.
-  box = np.array([[0.1, 0.1, 0.9, 0.9]] * 2)
-  np.testing.assert_allclose(metrics.ciou_scores(centre, box, 56), 0.5 / 0.64, atol=0.03)
 
 
 def test_multi_annotator_gt_map_and_ciou_by_hand():
-  # 8x8 grid, pixel centres at (i + 0.5) / 8. Annotator A: [0, .5]^2 -> rows/cols 0-3 (16 px);
-  # annotator B: [.25, .75]^2 -> rows/cols 2-5 (16 px); both: rows/cols 2-3 (4 px).
+  # 8x8 grid. Annotator A: [0, .5]^2 -> 256-scale 0..128 -> int(8 * v / 256): rows/cols 0-3
+  # (16 px); annotator B: [.25, .75]^2 -> rows/cols 2-5 (16 px); both: rows/cols 2-3 (4 px).
   size = 8
   a, b, pad = [0, 0, .5, .5], [.25, .25, .75, .75], [-1, -1, -1, -1]
-  gt = metrics.gt_maps(np.array([[a, b, pad]]), np.array([2]), size)[0]
+  gt = protocols.ground_truth_maps("ezvsl", np.array([[a, b, pad]]), np.array([2]), size)[0]
   # Consensus 2: one annotator's box counts 0.5, two count 1; padding covers nothing.
   assert gt[0, 0] == 0.5 and gt[2, 3] == 1.0 and gt[5, 5] == 0.5 and gt[7, 7] == 0.0
   assert gt.sum() == 12 * 0.5 + 4 * 1.0 + 12 * 0.5  # = 16
@@ -161,24 +184,9 @@ def test_multi_annotator_gt_map_and_ciou_by_hand():
   # Inside cols 0-3: A only 12 px x .5 = 6, both 4 px x 1 = 4, B only (rows 4-5, cols 2-3)
   # 4 px x .5 = 2 -> sum(pred*gt) = 12; pred where gt == 0: 32 - 20 = 12 px.
   # cIoU = 12 / (sum(gt) + 12) = 12 / 28 = 3/7.
-  score = metrics.ciou_scores(left, np.array([[a, b]]), size, consensus=np.array([2]))
-  assert score[0] == pytest.approx(3 / 7)
+  ciou = lambda boxes, c: protocols.ciou_per_image("ezvsl", left, np.array([boxes]), [c], size)[0]
+  assert ciou([a, b], 2) == pytest.approx(3 / 7)
   # Consensus 1 (VGG-SS): the union, 28 px; 20 of them in the prediction -> 20 / (28 + 12).
-  union = metrics.ciou_scores(left, np.array([[a, b]]), size, consensus=np.array([1]))
-  assert union[0] == pytest.approx(0.5)
+  assert ciou([a, b], 1) == pytest.approx(0.5)
   # A lone annotator's box counts 0.5: 8 / (8 + 16) = 1/3.
-  lone = metrics.ciou_scores(left, np.array([[a, pad]]), size, consensus=np.array([2]))
-  assert lone[0] == pytest.approx(1 / 3)
-
-
-def test_one_target_box_scores_as_its_binary_mask():
-  rng = np.random.default_rng(3)
-  maps = rng.random((20, 5, 5))
-  x0, y0 = rng.uniform(0, .6, (2, 20))
-  boxes = np.stack([x0, y0, x0 + rng.uniform(.05, .4, 20), y0 + rng.uniform(.05, .4, 20)], 1)
-  pred = metrics.binarise_median(metrics.minmax_normalise(metrics.upsample_bilinear(maps, 32)))
-  expected = metrics.ciou(pred, metrics.box_masks(boxes, 32))
-  np.testing.assert_array_equal(metrics.ciou_scores(maps, boxes, 32), expected)
-  padded = np.concatenate([boxes[:, None], -np.ones((20, 2, 4))], axis=1)
-  np.testing.assert_array_equal(
-      metrics.ciou_scores(maps, padded, 32, chunk=7, consensus=np.ones(20)), expected)
+  assert ciou([a, pad], 2) == pytest.approx(1 / 3)

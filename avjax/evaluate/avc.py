@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Optional
 
-from avjax.evaluate import metrics, registry
+import numpy as np
+
+from avjax.evaluate import registry
 from avjax.evaluate.common import Chance, EvalContext, Evaluator, Value
+from avjax.evaluate.intervals import PerClip
 
 
 @registry.register
@@ -31,4 +34,5 @@ class AvcEvaluator(Evaluator):
     if "logit" not in collected or not len(collected["logit"]):
       yield "note/avc", "no valid pairs or no 'logit' output: AVC accuracy not computed"
       return
-    yield "avc_accuracy", metrics.avc_accuracy(collected["logit"], collected["label"])
+    correct = (collected["logit"].reshape(-1) > 0) == (collected["label"].reshape(-1) == 1)
+    yield "avc_accuracy", PerClip.mean(correct, collected["clip_index"])

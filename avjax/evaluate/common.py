@@ -4,7 +4,9 @@ An evaluator (big_vision style) has `run(predict_fn) -> Iterator[(name, value)]`
 also says which batches it reads (`mode`: "pairs" or "positives") and splits its work into
 `collect` (run the model over the batches once) and `evaluate(collected)`, so that
 `run_evaluators` can share one pass of the model between the evaluators of the same mode.
-Values are floats; evaluators may also yield string notes under "note/..." keys.
+Values are floats, or `intervals.PerClip` / `ByRowWeights` for a metric the runner can resample
+over clips (it stores the float and gives the metric its bootstrap interval); evaluators may
+also yield string notes under "note/..." keys.
 
 Each evaluator class also declares its config block (`defaults`, eval.<name>), how it is
 built from that block (`from_config`) and which result is the baseline of each of its metrics
@@ -20,10 +22,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import numpy as np
 import tqdm
 
+from avjax.evaluate.intervals import RESAMPLEABLE, Resampleable
+
 Batch = dict
 PredictFn = Callable[[Batch], dict]
 BatchesFactory = Callable[[], Iterable[Batch]]
-Value = Union[float, str]
+Value = Union[float, str, Resampleable]
 
 # Model inputs (and the decoded sound) are dropped after prediction, but for the first
 # keep_inputs rows: only labels, boxes and outputs are kept for every row.
@@ -79,12 +83,15 @@ class EvalContext:
     classes: class names, indexed by the batches' class_id.
     ontology: AudioSet ontology by id, or None.
     seed: eval.seed, for evaluators that draw at random (the probe's folds).
+    loc_protocol: eval.loc_protocol, the published script whose cIoU the localisation
+      evaluators reproduce (avjax.evaluate.protocols).
   """
   make_batches: Callable[..., Iterable[Batch]]
   clips: Optional[Sequence]
   classes: Sequence[str]
   ontology: Optional[Mapping[str, dict]] = None
   seed: int = 0
+  loc_protocol: str = "ezvsl"
 
   def batches(self, mode: str, **batch_options) -> BatchesFactory:
     """A factory of this mode's batches, made with the given options."""
@@ -95,13 +102,15 @@ class Evaluator:
   """Base class: `mode` names the batches; subclasses implement `evaluate(collected)`.
 
   Class attributes: `name` (its name in eval.evaluators and its config block eval.<name>),
-  `mode` (the batches it reads: "pairs" or "positives") and `defaults` (the block's fields
-  and their default values).
+  `mode` (the batches it reads: "pairs" or "positives"), `defaults` (the block's fields
+  and their default values) and `lower_is_better` (metrics whose gain over a baseline is the
+  baseline minus the metric).
   """
 
   name = "evaluator"
   mode = "positives"
   defaults: Mapping[str, Any] = {}
+  lower_is_better: frozenset = frozenset()  # its metrics where a lower value is better
 
   def __init__(self, batches: BatchesFactory):
     self.batches = batches
@@ -112,9 +121,10 @@ class Evaluator:
     return cls(context.batches(cls.mode), **block)
 
   @staticmethod
-  def baseline(key: str) -> Optional[Union[str, Chance]]:
-    """What the result `key` of this evaluator is read against: the key of another result,
-    a fixed Chance line, or None (not one of its metrics, or one without a baseline)."""
+  def baseline(key: str) -> Optional[Union[str, Chance, tuple[str, ...]]]:
+    """What the result `key` of this evaluator is read against: the key of another result (or
+    a tuple of them, its trivial baselines), a fixed Chance line, or None (not one of its
+    metrics, or one without a baseline)."""
     del key
     return None
 
@@ -122,5 +132,7 @@ class Evaluator:
     raise NotImplementedError
 
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, Value]]:
-    """Runs the model over this evaluator's batches and yields its (name, value) pairs."""
-    yield from self.evaluate(collect(self.batches(), predict_fn, desc=self.name))
+    """Runs the model over this evaluator's batches and yields its (name, value) pairs, each
+    resampleable metric as its float value."""
+    for name, value in self.evaluate(collect(self.batches(), predict_fn, desc=self.name)):
+      yield name, value.value() if isinstance(value, RESAMPLEABLE) else value

@@ -16,7 +16,9 @@ def default_eval_config() -> ml_collections.ConfigDict:
       evaluators=("avc", "retrieval", "localisation", "probe"),
       every_steps=10_000,   # 0 = no evaluation during training
       batch_size=64,
-      seed=0,               # fixes the eval pairs (negatives) and frame choice
+      seed=0,               # fixes the eval pairs (negatives), frame choice and bootstrap
+      bootstrap_samples=1000,  # draws of clips behind each metric's 95% interval (0 = none)
+      loc_protocol="ezvsl",    # whose cIoU: "lvs", "ezvsl" or "slavc" (evaluate.protocols)
       pictures=True,        # --mode=eval also writes figures, a video and report.html
       picture_clips=8,      # test frames in the heat-map figure
       picture_items=512,    # at most this many test clips in the retrieval pictures

@@ -5,15 +5,10 @@ both the ranking and the ideal ranking). DCG uses the linear gain of [OtS]:
 DCG@k = sum_{i=1..k} rel_i / log2(i + 1), nDCG@k = DCG@k / IDCG@k, with IDCG@k the DCG of the
 ideal order of the same database without the query (sklearn's `ndcg_score` uses the same gain).
 
-Localisation follows the LVS / EZ-VSL protocol: the map is upsampled bilinearly to 224x224,
-min-max normalised, binarised at the per-image median (pixels >= the value at sorted position
-H*W//2); cIoU_i = sum(pred*gt) / (sum(gt) + sum(pred*[gt==0])); "AP50" is the fraction of images
-with cIoU_i >= 0.5 and AUC the trapezoidal area under the success rate over the 21 thresholds
-0, 0.05, ..., 1. The ground-truth map gt of an image with boxes b_1..b_K and consensus c is
-min(1, #{k: pixel in b_k} / c): Flickr-SoundNet's annotators' boxes with c = 2 (a pixel in one
-box counts 0.5, in two or more 1), VGG-SS's boxes with c = 1 (their union), a single target box
-with c = 1 (its binary mask). A pixel is in a box when its centre is (the published code slices
-pixel indices [floor(224 x0), floor(224 x1)), which can differ by one row or column per edge).
+Localisation: the success AUC is the trapezoidal area (np.trapz, sklearn.metrics.auc) under
+success(t) = the fraction of images with cIoU >= t over the 21 thresholds 0.05 * i; how a map
+becomes a cIoU is the named protocol's (avjax.evaluate.protocols). Pointing: the map's first
+maximal cell lies in the sounding object's box.
 """
 
 from __future__ import annotations
@@ -24,7 +19,8 @@ import numpy as np
 
 from avjax.evaluate.ontology import Relevance
 
-AUC_THRESHOLDS = np.linspace(0.0, 1.0, 21)
+# The published scripts' [0.05 * i for i in range(21)] (not linspace: 0.05 * 3 != 0.15).
+AUC_THRESHOLDS = 0.05 * np.arange(21)
 
 
 def avc_accuracy(logits: np.ndarray, labels: np.ndarray,
@@ -107,25 +103,7 @@ def random_ndcg_at_k(queries: np.ndarray, relevance: Relevance, k: int = 30) -> 
 
 
 # ----------------------------------------------------------------------------- localisation
-
-def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """[n_out, n_in] bilinear weights, half-pixel centres, edges clamped (as cv2 INTER_LINEAR)."""
-  src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-  lo = np.floor(src).astype(int)
-  hi = np.minimum(lo + 1, n_in - 1)
-  frac = src - lo
-  w = np.zeros((n_out, n_in))
-  w[np.arange(n_out), lo] += 1 - frac
-  w[np.arange(n_out), hi] += frac
-  return w
-
-
-def upsample_bilinear(maps: np.ndarray, size: int = 224) -> np.ndarray:
-  """[B, h, w] -> [B, size, size] bilinear upsampling."""
-  maps = np.asarray(maps, np.float64)
-  wh, ww = _resize_matrix(maps.shape[1], size), _resize_matrix(maps.shape[2], size)
-  return (wh @ maps) @ ww.T  # separable: rows, then columns
-
+# cIoU itself is computed as a published script computes it: avjax.evaluate.protocols.
 
 def minmax_normalise(maps: np.ndarray) -> np.ndarray:
   """Per-image (m - min) / (max - min); constant maps become 0."""
@@ -134,68 +112,9 @@ def minmax_normalise(maps: np.ndarray) -> np.ndarray:
   return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.0)
 
 
-def binarise_median(maps: np.ndarray) -> np.ndarray:
-  """Per image: pixels >= the value at sorted position H*W//2 (the LVS/EZ-VSL median)."""
-  flat = maps.reshape(len(maps), -1)
-  thr = np.sort(flat, axis=1)[:, flat.shape[1] // 2]
-  return maps >= thr[:, None, None]
-
-
-def box_masks(boxes: np.ndarray, size: int = 224) -> np.ndarray:
-  """[B, 4] normalised (x0, y0, x1, y1) -> bool [B, size, size]: pixels whose centre is inside."""
-  boxes = np.asarray(boxes, np.float64)
-  c = (np.arange(size) + 0.5) / size
-  in_x = (c[None] >= boxes[:, 0:1]) & (c[None] <= boxes[:, 2:3])
-  in_y = (c[None] >= boxes[:, 1:2]) & (c[None] <= boxes[:, 3:4])
-  return in_y[:, :, None] & in_x[:, None, :]
-
-
-def gt_maps(boxes: np.ndarray, consensus: Optional[np.ndarray] = None,
-            size: int = 224) -> np.ndarray:
-  """The ground-truth map of each image, float [B, size, size]: min(1, count / consensus), count
-  = how many of its boxes contain the pixel. boxes [B, K, 4] (a box with a negative coordinate
-  is padding and covers nothing); consensus [B], default 1 (the union of the boxes)."""
-  boxes = np.asarray(boxes, np.float64)
-  b, k = boxes.shape[:2]
-  masks = box_masks(boxes.reshape(-1, 4), size).reshape(b, k, size, size)
-  count = (masks & np.all(boxes >= 0, axis=-1)[:, :, None, None]).sum(axis=1)
-  consensus = np.ones(b) if consensus is None else np.asarray(consensus, np.float64)
-  return np.minimum(1.0, count / consensus[:, None, None])
-
-
-def ciou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-  """cIoU_i = sum(pred*gt) / (sum(gt) + sum(pred*[gt==0])) per image (0 when both are empty)."""
-  pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-  inter = (pred * gt).sum(axis=(1, 2))
-  denom = gt.sum(axis=(1, 2)) + (pred * (gt == 0)).sum(axis=(1, 2))
-  return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
-
-
-def ciou_scores(maps: np.ndarray, boxes: np.ndarray, size: int = 224, chunk: int = 128,
-                consensus: Optional[np.ndarray] = None) -> np.ndarray:
-  """The whole protocol for maps [B, h, w]: per-image cIoU [B] against the ground-truth maps
-  (`gt_maps`) of boxes [B, K, 4] with consensus [B], or of one target box each, boxes [B, 4]."""
-  boxes = np.asarray(boxes)
-  boxes = boxes[:, None] if boxes.ndim == 2 else boxes
-  consensus = np.ones(len(maps)) if consensus is None else np.asarray(consensus)
-  out = np.empty(len(maps))
-  for s in range(0, len(maps), chunk):
-    pred = binarise_median(minmax_normalise(upsample_bilinear(maps[s:s + chunk], size)))
-    out[s:s + chunk] = ciou(pred, gt_maps(boxes[s:s + chunk], consensus[s:s + chunk], size))
-  return out
-
-
-def success_auc(cious: np.ndarray, thresholds: np.ndarray = AUC_THRESHOLDS) -> float:
-  """Trapezoidal area under success(t) = mean(cIoU_i >= t) over the thresholds (as np.trapz)."""
-  success = np.array([np.mean(np.asarray(cious) >= t) for t in thresholds])
-  return float(np.sum((success[1:] + success[:-1]) / 2 * np.diff(thresholds)))
-
-
-def ciou_summary(cious: np.ndarray) -> dict[str, float]:
-  """ciou_ap50 (fraction with cIoU >= 0.5), auc and ciou_mean."""
-  cious = np.asarray(cious)
-  return {"ciou_ap50": float(np.mean(cious >= 0.5)), "auc": success_auc(cious),
-          "ciou_mean": float(np.mean(cious))}
+def auc_of_success(success: np.ndarray, thresholds: np.ndarray = AUC_THRESHOLDS) -> np.ndarray:
+  """Trapezoidal area (as np.trapz) under success rates [..., len(thresholds)]: [...]."""
+  return np.sum((success[..., 1:] + success[..., :-1]) / 2 * np.diff(thresholds), axis=-1)
 
 
 def peak_points(maps: np.ndarray) -> np.ndarray:

@@ -87,6 +87,15 @@ def ontology_graph(ontology: Mapping[str, dict]) -> dict[str, set[str]]:
   return graph
 
 
+def parents_of(ontology: Mapping[str, dict]) -> dict[str, set[str]]:
+  """Each node's parents over the child_ids edges (AudioSet nodes may have several)."""
+  parents: dict[str, set[str]] = {node_id: set() for node_id in ontology}
+  for node_id, node in ontology.items():
+    for child in node.get("child_ids", ()):
+      parents.setdefault(child, set()).add(node_id)
+  return parents
+
+
 def _distances_from(graph: dict[str, set[str]], source: str) -> dict[str, int]:
   """Breadth-first shortest-path lengths from source."""
   dist, frontier = {source: 0}, [source]
@@ -111,14 +120,26 @@ def resolve_label(label: str, ontology: Mapping[str, dict],
   return by_name.get(label)
 
 
+DISTANCES = ("graph", "tree")
+
+
 def ontology_relevance(item_labels: Sequence[Sequence[str]], ontology: Mapping[str, dict],
-                       max_relevance: float = MAX_RELEVANCE) -> Relevance:
-  """[OtS] relevance r = max(0, 20 - d), d the shortest path between two labels in the ontology
-  graph taken as undirected over parent/child_ids edges; an item pair takes the max over its
-  label pairs. Labels may be ontology ids or display names; a label missing from the ontology
-  is relevant (r = 20) only to itself. Unconnected labels get r = 0.
+                       max_relevance: float = MAX_RELEVANCE, distance: str = "graph"
+                       ) -> Relevance:
+  """[OtS] relevance r = max(0, 20 - d) between two labels; an item pair takes the max over
+  its label pairs. Labels may be ontology ids or display names; a label missing from the
+  ontology is relevant (r = 20) only to itself; labels with no path get r = 0.
+
+  distance "graph": d is the shortest path in the ontology taken as an undirected graph over
+  its parent/child_ids edges. Such a path may pass DOWN through a shared child (AudioSet nodes
+  have several parents), which links nodes of different top-level trees.
+  distance "tree": d is the shortest path through a common ancestor, min over ancestors c of
+  up(a, c) + up(b, c), up counting parent steps (the tree distance through the lowest common
+  ancestor); labels of different top-level trees are unrelated (r = 0).
   """
-  graph = ontology_graph(ontology)
+  if distance not in DISTANCES:
+    raise ValueError(f"unknown ontology distance {distance!r}; known: {', '.join(DISTANCES)}")
+  graph = ontology_graph(ontology) if distance == "graph" else parents_of(ontology)
   by_name = {node.get("name", k): k for k, node in ontology.items()}
   set_ids, sets = _label_sets(item_labels)
   cache: dict[str, dict[str, int]] = {}
@@ -129,9 +150,14 @@ def ontology_relevance(item_labels: Sequence[Sequence[str]], ontology: Mapping[s
     ia, ib = resolve_label(a, ontology, by_name), resolve_label(b, ontology, by_name)
     if ia is None or ib is None:
       return 0.0
-    if ia not in cache:
-      cache[ia] = _distances_from(graph, ia)
-    d = cache[ia].get(ib)
+    for node in (ia, ib):
+      if node not in cache:
+        cache[node] = _distances_from(graph, node)  # "tree": up-distances to the ancestors
+    if distance == "graph":
+      d = cache[ia].get(ib)
+    else:
+      common = cache[ia].keys() & cache[ib].keys()
+      d = min((cache[ia][c] + cache[ib][c] for c in common), default=None)
     return 0.0 if d is None else max(0.0, max_relevance - d)
 
   return Relevance(set_ids, _lift(sets, label_relevance))

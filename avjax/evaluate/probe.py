@@ -19,19 +19,21 @@ from sklearn import linear_model, model_selection, pipeline, preprocessing
 
 from avjax.evaluate import registry
 from avjax.evaluate.common import BatchesFactory, EvalContext, Evaluator, Value
+from avjax.evaluate.intervals import PerClip
 
 
-def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                   folds: int = 5, c: float = 1.0, seed: int = 0,
-                   max_iter: int = 1000) -> Optional[float]:
-  """Grouped, stratified k-fold accuracy of a standardised logistic regression, pooled over
-  the folds; None when there are fewer than 2 classes or 2 groups."""
+def probe_hits(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+               folds: int = 5, c: float = 1.0, seed: int = 0,
+               max_iter: int = 1000) -> Optional[np.ndarray]:
+  """Whether each row is predicted right (bool [N]) by a standardised logistic regression that
+  never saw its group, over grouped, stratified k folds (their mean is the pooled accuracy);
+  None when there are fewer than 2 classes or 2 groups."""
   n_groups = len(np.unique(groups))
   # sklearn refuses more folds than the largest class has members (small test splits).
   folds = min(folds, n_groups, int(np.bincount(labels).max()) if len(labels) else 0)
   if folds < 2 or len(np.unique(labels)) < 2:
     return None
-  correct = 0
+  hits = np.zeros(len(labels), bool)
   splitter = model_selection.StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
   with warnings.catch_warnings():
     # Classes rarer than the fold count are expected on small eval sets.
@@ -40,18 +42,18 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
   for train, test in splits:
     if len(np.unique(labels[train])) < 2:
       # One class to learn from: the classifier can only predict it.
-      correct += int(np.sum(labels[test] == labels[train][0]))
+      hits[test] = labels[test] == labels[train][0]
       continue
     clf = pipeline.make_pipeline(preprocessing.StandardScaler(),
                                  linear_model.LogisticRegression(C=c, max_iter=max_iter))
     clf.fit(features[train], labels[train])
-    correct += int(np.sum(clf.predict(features[test]) == labels[test]))
-  return correct / len(labels)
+    hits[test] = clf.predict(features[test]) == labels[test]
+  return hits
 
 
-def majority_rate(labels: np.ndarray) -> float:
-  """Accuracy of always predicting the most frequent class."""
-  return float(np.bincount(labels).max() / len(labels))
+def majority_hits(labels: np.ndarray) -> np.ndarray:
+  """Whether always predicting the most frequent class is right, per row (bool [N])."""
+  return labels == np.argmax(np.bincount(labels))
 
 
 @registry.register
@@ -86,13 +88,13 @@ class ProbeEvaluator(Evaluator):
       features = collected.get(f"{modality}_features")
       if features is None or not len(labels):  # no output, or no labelled clip (Flickr-SoundNet)
         continue
-      acc = probe_accuracy(features[keep].reshape(len(labels), -1), labels, groups,
-                           self.folds, self.c, self.seed)
-      if acc is not None:
+      hits = probe_hits(features[keep].reshape(len(labels), -1), labels, groups,
+                        self.folds, self.c, self.seed)
+      if hits is not None:
         scored = True
-        yield f"probe/{modality}_accuracy", acc
+        yield f"probe/{modality}_accuracy", PerClip.mean(hits, groups)
     if scored:
-      yield "probe/chance", majority_rate(labels)
+      yield "probe/chance", PerClip.mean(majority_hits(labels), groups)
     else:
       yield ("note/probe", f"probe needs features, 2+ classes and 2+ clips; got "
              f"{len(np.unique(labels))} class(es) over {len(np.unique(groups))} clip(s)")

@@ -7,8 +7,10 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import ml_collections
 
 from avjax.errors import ConfigError
-from avjax.evaluate import registry
+from avjax.evaluate import intervals, registry
 from avjax.evaluate.common import EvalContext, Evaluator, PredictFn, Value, collect
+from avjax.evaluate.intervals import RESAMPLEABLE, Resampleable
+from avjax.evaluate.table import baselines, lower_is_better
 
 
 def _block(eval_cfg: ml_collections.ConfigDict, evaluator: type) -> dict:
@@ -44,23 +46,30 @@ def build_evaluators(eval_cfg: ml_collections.ConfigDict,
     raise ConfigError(f"unknown evaluator(s) {', '.join(unknown)} in eval.evaluators; "
                       f"known: {', '.join(known)}")
   context = EvalContext(make_batches, clips, list(classes), ontology,
-                        seed=eval_cfg.get("seed", 0))
+                        seed=eval_cfg.get("seed", 0),
+                        loc_protocol=eval_cfg.get("loc_protocol", "ezvsl"))
   return [known[name].from_config(_block(eval_cfg, known[name]), context)
           for name in eval_cfg.evaluators]
 
 
 def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
-                 keep_inputs: Optional[Mapping[str, int]] = None
-                 ) -> tuple[dict[str, Value], dict[str, dict]]:
+                 keep_inputs: Optional[Mapping[str, int]] = None,
+                 clip_ids: Optional[Sequence[str]] = None, bootstrap_samples: int = 1000,
+                 seed: int = 0) -> tuple[dict[str, Value], dict[str, dict]]:
   """Runs every evaluator; evaluators of the same mode share one pass of the model.
 
   The shared pass is the first evaluator's batches of that mode (all come from the same
   make_batches(mode), and evaluators of one mode ask for the same batch options); its outputs
   are kept in memory (labels, boxes, features, maps: no images or audio but for the first
-  keep_inputs[mode] rows) and handed to each evaluator's `evaluate`. Returns (results, collected by
-  mode).
+  keep_inputs[mode] rows) and handed to each evaluator's `evaluate`.
+
+  With clip_ids (the split's clip ids, indexed by clip_index), results["scoring"] gives each
+  resampled metric its bootstrap interval over clips, its counts of scored and expected clips
+  and its gain over its best trivial baseline (avjax.evaluate.intervals.scoring), drawn with
+  `seed`. Returns (results, collected by mode).
   """
   results: dict[str, Value] = {}
+  per_clip: dict[str, Resampleable] = {}
   by_mode: dict[str, list[Evaluator]] = {}
   for ev in evaluators:
     by_mode.setdefault(ev.mode, []).append(ev)
@@ -69,8 +78,15 @@ def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
     collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}",
                         keep_inputs=(keep_inputs or {}).get(mode, 0))
     for ev in group:
-      results.update(ev.evaluate(collected))
+      for name, value in ev.evaluate(collected):
+        if isinstance(value, RESAMPLEABLE):
+          per_clip[name], value = value, value.value()
+        results[name] = value
     collected_by_mode[mode] = collected
+  if clip_ids is not None and per_clip:
+    results["scoring"] = intervals.scoring(
+        per_clip, results, lambda key: baselines(key, results), clip_ids,
+        samples=bootstrap_samples, seed=seed, lower_is_better=lower_is_better)
   return results, collected_by_mode
 
 

@@ -70,11 +70,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   finally:
     ckpt.close()
   evaluators = split_evaluators(config, s.dataset, split)
+  clips = s.dataset.split(split)
   predict_fn = make_predict_fn(s, state)
   # The first "positives" rows keep their inputs, for the pictures drawn from them afterwards
   # (the pictures read no other mode).
   keep = {"positives": config.eval.picture_items} if config.eval.pictures else {}
-  results, collected = evaluate.evaluate_all(evaluators, predict_fn, keep_inputs=keep)
+  results, collected = evaluate.evaluate_all(
+      evaluators, predict_fn, keep_inputs=keep,
+      clip_ids=[c.clip_id or c.path for c in clips],
+      bootstrap_samples=config.eval.bootstrap_samples, seed=config.eval.seed)
   results = {"step": int(step), "split": split, **results}
   out_dir = os.path.join(workdir, "eval")
   if jax.process_index() == 0:
@@ -83,6 +87,5 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
       json.dump(results, f, indent=2, default=float)
     print(evaluate.format_table(results))
     print(f"Metrics written to {os.path.join(out_dir, 'metrics.json')}")
-  clips = s.dataset.split(split)
   return Evaluation(results, collected, predict_fn, split_batches(config, clips), clips,
                     s.dataset.classes)

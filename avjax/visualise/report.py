@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from avjax.evaluate.table import table_rows
+from avjax.evaluate.table import HEADER, table_rows
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -63,11 +63,14 @@ class Report:
   def metrics_table(self, metrics: Mapping[str, object]) -> None:
     """Every metric beside its baseline, as the console table prints them."""
     rows, other, notes = table_rows(metrics)
-    cells = "".join(
-        f"<tr><td>{html.escape(name)}</td><td class='value'>{html.escape(value)}</td>"
-        f"<td>{html.escape(base)}</td></tr>" for name, value, base in rows)
-    self.parts.append("<table class='metrics'><tr><th>metric</th><th>value</th>"
-                      f"<th>baseline</th></tr>{cells}</table>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    cells = "".join("<tr>" + "".join(
+        f"<td class='value'>{html.escape(c)}</td>" if i == 1 else f"<td>{html.escape(c)}</td>"
+        for i, c in enumerate(r)) + "</tr>" for r in rows)
+    self.parts.append(f"<table class='metrics'><tr>{head}</tr>{cells}</table>")
+    if metrics.get("scoring"):
+      self.text("95% CI: bootstrap over clips (all rows of a clip drawn together); gains are "
+                "paired (the same draws for metric and baseline).", "note")
     for key, value in other + notes:
       self.text(f"{key}: {value}", "note")
 

@@ -3,24 +3,29 @@ dataset) evaluated with `python -m avjax.main --mode=eval` on small Flickr-Sound
 layouts, whose still images and videos carry every annotator's or object's box.
 
 The ground truth is the LVS / EZ-VSL map: Flickr-SoundNet's annotators' boxes summed, halved
-and clipped to 1; VGG-SS's boxes unioned. The centre-prior baseline is checked against a
-per-pixel reference of that map.
+and clipped to 1; VGG-SS's boxes unioned. The centre-prior baseline is checked against the
+per-image reference loop of the protocol's script. The embedded media rewritten in both
+layouts (embedded_dataset.layouts) evaluate with every protocol.
 """
 
 import json
 import os
 import subprocess
 import sys
+import wave
 
 import numpy as np
 import pytest
 
 import media_factory as mf
 from avjax import config as config_lib
-from avjax.evaluate import metrics
-from avjax.train import loop
+from avjax.evaluate import protocols
+from avjax.evaluate.localisation import trivial_maps
+from avjax.train import evaluation, loop
 from data_pipeline import features, index, pipeline
+from embedded_dataset import layouts
 import limits
+import test_protocols
 
 LOC_KEYS = ("loc/ciou_ap50", "loc/auc", "loc/ciou_mean", "loc/pointing")
 FLICKR_TEST_IMAGES = 5  # 1001 and 4 extra test images
@@ -51,21 +56,12 @@ def _evaluate(workdir: str, fmt: str, root: str, cache: str) -> dict:
     return json.load(f)
 
 
-def _reference_centre_cious(rows, size: int = 224) -> np.ndarray:
-  """cIoU of the centre prior against the published map, pixel by pixel: a pixel's ground
-  truth is min(1, (boxes holding its centre) / consensus)."""
-  centre = metrics.centre_prior_maps(len(rows), size, size)
-  pred = metrics.binarise_median(metrics.minmax_normalise(metrics.upsample_bilinear(centre, size)))
-  out = []
-  for p, row in zip(pred, rows):
-    c = (np.arange(size) + 0.5) / size
-    count = np.zeros((size, size))
-    for x0, y0, x1, y1 in row["gt_boxes"]:
-      if x0 >= 0:
-        count += np.outer((c >= y0) & (c <= y1), (c >= x0) & (c <= x1))
-    gt = np.minimum(1.0, count / row["gt_consensus"])
-    out.append((p * gt).sum() / (gt.sum() + (p * (gt == 0)).sum()))
-  return np.array(out)
+def _reference_centre_cious(rows, protocol: str = "ezvsl") -> np.ndarray:
+  """cIoU of the centre prior against the published map, by the per-image reference loop of
+  the protocol's script (tests/test_protocols.py)."""
+  centre = trivial_maps("centre", len(rows), (7, 7), 224, seed=0)
+  return np.array([test_protocols.REFERENCE[protocol](m, row["gt_boxes"], row["gt_consensus"])
+                   for m, row in zip(centre, rows)])
 
 
 def _test_rows(fmt: str, root: str, cache: str):
@@ -98,6 +94,28 @@ def test_flickr_rows_carry_every_annotator_box(tmp_path):
   assert all((r["gt_boxes"][2] == -1).all() for r in others)
 
 
+def test_still_image_sound_is_the_middle_of_its_recording(tmp_path):
+  # A 4 s recording whose tone lies only in [1.5, 2.5] s: the 1 s evaluation window of its
+  # still image must be that tone, not the silent (or zero-padded) start.
+  root = mf.make_flickr_dataset(str(tmp_path / "flickr"), extra_test=1)
+  rate = 16000
+  t = np.arange(4 * rate) / rate
+  signal = np.where((t >= 1.5) & (t < 2.5), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+  with wave.open(f"{root}/audio/1001.wav", "wb") as f:
+    f.setnchannels(1)
+    f.setsampwidth(2)
+    f.setframerate(rate)
+    f.writeframes((signal * 32767).astype(np.int16).tobytes())
+  cfg, clips, _ = _test_rows("flickr", root, str(tmp_path / "cache"))
+  for mode in ("positives", "pairs"):
+    rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode=mode))
+    row = next(r for r in rows if clips[r["clip_index"]].clip_id == "1001" and r["label"] == 1)
+    window = row["wave"]
+    rms = float(np.sqrt(np.mean(window ** 2)))
+    assert rms == pytest.approx(0.5 / np.sqrt(2), rel=0.05), mode
+    assert np.mean(np.abs(window) < 1e-3) < 0.02, mode  # no silent or padded stretch
+
+
 def test_flickr_eval_from_the_command_line(workdir, tmp_path):
   root = mf.make_flickr_dataset(str(tmp_path / "flickr"), extra_test=4)
   cache = str(tmp_path / "cache")
@@ -125,3 +143,36 @@ def test_vggss_eval_from_the_command_line(workdir, tmp_path):
   assert video["gt_consensus"] == 1 and (video["gt_boxes"] >= 0).all()  # both boxes: union
   reference = _reference_centre_cious(rows)
   assert results["baseline/centre/loc/ciou_mean"] == pytest.approx(reference.mean())
+
+
+@pytest.mark.parametrize("layout", ["flickr", "vggss"])
+def test_embedded_media_in_each_layout_evaluate_with_every_protocol(workdir, embedded_dir,
+                                                                    tmp_path, layout):
+  # Six test clips of the embedded dataset rewritten as Flickr-SoundNet (still frames, wavs,
+  # two annotators' boxes) or VGG-SS (videos, vggss.json): scored end to end from the files.
+  root = str(tmp_path / layout)
+  write = layouts.write_flickr if layout == "flickr" else layouts.write_vggss
+  assert write(embedded_dir, root, splits=("test",), max_clips=6) == 6
+  by_protocol = {}
+  for protocol in protocols.PROTOCOLS:
+    config = config_lib.get_config("avol:tiny", [
+        f"data.format={layout}", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+        f"eval.loc_protocol={protocol}", "eval.pictures=False", "eval.bootstrap_samples=200"])
+    results = evaluation.evaluate_checkpoint(config, workdir).results
+    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+      assert json.load(f)["note/loc_protocol"] == results["note/loc_protocol"]
+    assert results["loc/num_images"] == 6 and protocol in results["note/loc_protocol"]
+    for key in LOC_KEYS + ("avc_accuracy",):
+      entry = results["scoring"][key]
+      assert entry["n_scored"] == entry["n_expected"] == 6, key
+      assert entry["ci95"][0] <= results[key] <= entry["ci95"][1], key
+    assert "gain" in results["scoring"]["loc/auc"]
+    # The trivial centre map, scored as the protocol's script scores it, pixel by pixel.
+    cfg = _data_config(layout, root, str(tmp_path / "cache"))
+    clips = index.load_dataset(cfg, progress=False).split("test")
+    rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode="positives"))
+    assert results["baseline/centre/loc/ciou_mean"] == pytest.approx(
+        np.nanmean(_reference_centre_cious(rows, protocol)), abs=1e-9)
+    by_protocol[protocol] = results
+  # The same maps, three scripts: the fixed threshold of slavc does not keep half the image.
+  assert len({r["baseline/centre/loc/ciou_mean"] for r in by_protocol.values()}) >= 2

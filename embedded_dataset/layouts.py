@@ -1,0 +1,161 @@
+"""The embedded dataset rewritten in the published benchmarks' layouts, to evaluate them end to end.
+
+  python -m embedded_dataset.layouts --layout {flickr,vggss} --out DIR [--source DIR]
+      [--splits test] [--max-clips N]
+
+`flickr`: the Flickr-SoundNet layout of LVS / EZ-VSL, one still frame and one sound per id:
+`frames/<id>.jpg` (the clip's frame at its middle grid time, the frame a video clip is
+evaluated on), `audio/<id>.wav` (the clip's whole soundtrack, 16-bit PCM), and for test clips
+`Annotations/<id>.xml` with two annotators' boxes on the 256 x 256 scale: the frame's target
+box, and the same box grown by 8 px on each side (the embedded clips have one true box; the
+second annotator gives the annotator-count map its half-weight ring). Id lists
+`train_ids.txt`, `val_ids.txt`, `flickr_test.csv` keep the embedded splits.
+
+`vggss`: the VGG-SS layout, an evaluation set: `vggss.json` ({file, class, bbox}) over the
+chosen splits' clips, each video linked (or copied) under `video/`, its bbox the target box at
+the middle grid time.
+
+The source is the embedded build (default: where the library looks for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import wave
+
+import cv2
+import numpy as np
+
+from data_pipeline import decode, pairs
+from data_pipeline.clips import Clip, DataError
+from data_pipeline.formats import embedded
+from data_pipeline.formats import flickr as flickr_format
+
+LAYOUTS = ("flickr", "vggss")
+SAMPLE_RATE = 48000
+AUDIO_SECONDS = 1.0     # the nets' window: which grid time counts as the middle
+GROWN_PX = 8            # the second annotator's box, grown on each side (256 scale)
+
+
+def _rows(source: str, splits, max_clips: int) -> list[dict]:
+  with open(os.path.join(source, embedded.LABELS)) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  rows = [r for r in rows if r["split"] in splits]
+  return rows[:max_clips] if max_clips > 0 else rows
+
+
+def _clip_id(row: dict) -> str:
+  """test/dog_000.mp4 -> test_dog_000: unique over splits (clip names repeat across them)."""
+  return os.path.splitext(row["file"])[0].replace("/", "_")
+
+
+def _middle(row: dict, source: str) -> tuple[float, tuple]:
+  """The middle grid time of a clip and its target box there."""
+  path = os.path.join(source, row["file"])
+  clip = Clip(path, path, float(row["duration"]), float(row["fps"]), SAMPLE_RATE, 1)
+  t = pairs.middle_grid_time(clip, AUDIO_SECONDS)
+  boxes = row["target_boxes"]
+  return t, tuple(boxes[min(pairs.frame_index_at(clip, t), len(boxes) - 1)])
+
+
+def _write_wav(path: str, signal: np.ndarray) -> None:
+  with wave.open(path, "wb") as f:
+    f.setnchannels(1)
+    f.setsampwidth(2)
+    f.setframerate(SAMPLE_RATE)
+    f.writeframes(np.clip(signal * 32767, -32768, 32767).astype(np.int16).tobytes())
+
+
+def _annotation(clip_id: str, box) -> str:
+  scale = flickr_format.BOX_SCALE
+  x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+  grown = (max(0, x0 - GROWN_PX), max(0, y0 - GROWN_PX),
+           min(int(scale), x1 + GROWN_PX), min(int(scale), y1 + GROWN_PX))
+  objects = "".join(
+      f"<object><name>{clip_id}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin>"
+      f"<xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>" for a, b, c, d in ((x0, y0, x1, y1),
+                                                                              grown))
+  return f"<annotation><filename>{clip_id}.jpg</filename>{objects}</annotation>\n"
+
+
+def write_flickr(source: str, out: str, splits=("train", "val", "test"),
+                 max_clips: int = 0) -> int:
+  """Writes the Flickr-SoundNet layout; returns the number of images written."""
+  for d in ("frames", "audio", "Annotations"):
+    os.makedirs(os.path.join(out, d), exist_ok=True)
+  lists = {"train": [], "val": [], "test": []}
+  for row in _rows(source, splits, max_clips):
+    path = os.path.join(source, row["file"])
+    clip_id = _clip_id(row)
+    t, box = _middle(row, source)
+    frame = decode.read_frame(path, t)
+    cv2.imwrite(os.path.join(out, "frames", f"{clip_id}.jpg"),
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    duration = float(row["duration"])
+    _write_wav(os.path.join(out, "audio", f"{clip_id}.wav"),
+               decode.read_audio(path, duration / 2, duration, SAMPLE_RATE))
+    if row["split"] == "test":
+      with open(os.path.join(out, "Annotations", f"{clip_id}.xml"), "w") as f:
+        f.write(_annotation(clip_id, box))
+    lists[row["split"]].append(clip_id)
+  for name, split in (("train_ids.txt", "train"), ("val_ids.txt", "val"),
+                      ("flickr_test.csv", "test")):
+    with open(os.path.join(out, name), "w") as f:
+      f.write("".join(f"{i}\n" for i in lists[split]))
+  return sum(len(v) for v in lists.values())
+
+
+def write_vggss(source: str, out: str, splits=("test",), max_clips: int = 0) -> int:
+  """Writes the VGG-SS layout; returns the number of clips listed."""
+  os.makedirs(os.path.join(out, "video"), exist_ok=True)
+  items = []
+  for row in _rows(source, splits, max_clips):
+    src = os.path.join(source, row["file"])
+    clip_id = _clip_id(row)
+    dst = os.path.join(out, "video", clip_id + os.path.splitext(row["file"])[1])
+    if not os.path.exists(dst):
+      try:
+        os.symlink(os.path.abspath(src), dst)
+      except OSError:
+        shutil.copyfile(src, dst)
+    _, box = _middle(row, source)
+    items.append({"file": clip_id, "class": row["label"], "bbox": [list(box)]})
+  with open(os.path.join(out, "vggss.json"), "w") as f:
+    json.dump(items, f)
+  return len(items)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m embedded_dataset.layouts",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("--layout", choices=LAYOUTS, required=True)
+  parser.add_argument("--out", required=True)
+  parser.add_argument("--source", default=None,
+                      help=f"the embedded build (default: {embedded.default_dir()})")
+  parser.add_argument("--splits", default=None,
+                      help="comma-separated splits (default: flickr all, vggss test)")
+  parser.add_argument("--max-clips", type=int, default=0, help="0 = every clip")
+  args = parser.parse_args(argv)
+  source = args.source or embedded.default_dir()
+  if not embedded.is_built(source):
+    print(f"error: no embedded build in {source}: run `python -m embedded_dataset` first",
+          file=sys.stderr)
+    return 1
+  write = write_flickr if args.layout == "flickr" else write_vggss
+  splits = tuple(args.splits.split(",")) if args.splits else (
+      ("train", "val", "test") if args.layout == "flickr" else ("test",))
+  try:
+    n = write(source, args.out, splits, args.max_clips)
+  except (DataError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  print(f"wrote {n} clips in the {args.layout} layout into {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

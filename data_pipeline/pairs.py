@@ -18,6 +18,9 @@ from data_pipeline.clips import Clip
 
 _EPS = 1e-9
 
+# The sound of an evaluation row: the frame's own, another video's, silence or white noise.
+AUDIO_KINDS = ("own", "other", "silence", "noise")
+
 
 @dataclasses.dataclass(frozen=True)
 class PairSpec:

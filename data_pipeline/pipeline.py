@@ -25,22 +25,27 @@ from data_pipeline.clips import Clip, DataError, class_names
 _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
 
 
+def decode_frame(clip: Clip, t: float, data_cfg) -> np.ndarray:
+  """The RGB frame of a clip shown at time t (from the clip cache when it holds the clip)."""
+  cache = clip_cache.for_config(data_cfg)
+  if cache and cache.covers(clip.path, clip.duration):
+    return cache.frame(clip.path, t)
+  return decode.read_frame(clip.path, t, timeout_s=data_cfg.per_file_timeout_s)
+
+
+def decode_wave(clip: Clip, centre: float, data_cfg) -> np.ndarray:
+  """A clip's mono wave [audio_seconds x sample_rate] centred at `centre` seconds."""
+  cache = clip_cache.for_config(data_cfg)
+  if cache and cache.covers(clip.audio_path, clip.duration):
+    return cache.audio(clip.audio_path, clip.duration, centre, data_cfg.audio_seconds)
+  return decode.read_audio(clip.audio_path, centre, data_cfg.audio_seconds,
+                           data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+
+
 def decode_pair(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg):
   """The RGB frame and the mono wave [audio_seconds x sample_rate] one pair spec names."""
-  image_clip, audio_clip = clips[spec.image_clip], clips[spec.audio_clip]
-  cache = clip_cache.for_config(data_cfg)
-  if cache and cache.covers(image_clip.path, image_clip.duration):
-    frame = cache.frame(image_clip.path, spec.frame_time)
-  else:
-    frame = decode.read_frame(image_clip.path, spec.frame_time,
-                              timeout_s=data_cfg.per_file_timeout_s)
-  if cache and cache.covers(audio_clip.audio_path, audio_clip.duration):
-    wave = cache.audio(audio_clip.audio_path, audio_clip.duration, spec.audio_center,
-                       data_cfg.audio_seconds)
-  else:
-    wave = decode.read_audio(audio_clip.audio_path, spec.audio_center, data_cfg.audio_seconds,
-                             data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
-  return frame, wave
+  return (decode_frame(clips[spec.image_clip], spec.frame_time, data_cfg),
+          decode_wave(clips[spec.audio_clip], spec.audio_center, data_cfg))
 
 
 def network_inputs(frame: np.ndarray, wave: np.ndarray, data_cfg,
@@ -48,7 +53,7 @@ def network_inputs(frame: np.ndarray, wave: np.ndarray, data_cfg,
                    image_rng: np.random.Generator | None = None):
   """(image uint8 [S,S,3], audio [F,T,1], Geometry) of a decoded frame and wave.
 
-  rng None means evaluation: centre crop, no augmentation. image_rng, when given, draws the
+  rng None means evaluation: the whole frame resized, no augmentation. image_rng, when given, draws the
   image augmentation instead of rng (so that two examples can share one augmented frame).
   """
   aug = rng is not None and data_cfg.augment
@@ -231,20 +236,43 @@ def _ground_truth_rows(clip: Clip, target: np.ndarray, geo: features.Geometry, k
   return boxes, np.int32(clip.gt_consensus)
 
 
+NOISE_RMS = 0.1  # the white noise of the negative-audio rows
+
+
 def _eval_specs(clips: Sequence[Clip], i: int, mode: str, seed: int, audio_seconds: float,
                 frames_per_clip: int):
-  """A clip's eval pair specs: per eval time a positive and (mode "pairs") a negative, whose
-  sound is another video's at the same place in its grid; positives mode: the middle only."""
+  """A clip's eval pair specs with the kind of their sound (pairs.AUDIO_KINDS). "pairs": per
+  eval time a positive and a negative, whose sound is another video's at the same place in its
+  grid; "positives": the middle only; "extended": the middle frame with its own sound, another
+  video's (the negative of "pairs"), silence and white noise."""
   times = pairs.eval_grid_times(clips[i], audio_seconds,
                                 frames_per_clip if mode == "pairs" else 1)
   for f, t in enumerate(times):
     fi = pairs.frame_index_at(clips[i], t)
-    yield pairs.PairSpec(i, t, fi, i, t, 1)
-    if mode == "pairs":
+    yield pairs.PairSpec(i, t, fi, i, t, 1), "own"
+    if mode in ("pairs", "extended"):
       rng = np.random.default_rng([seed, i, f])
       other = pairs._other_clip(clips, i, rng)  # pylint: disable=protected-access
       other_times = pairs.eval_grid_times(clips[other], audio_seconds, len(times))
-      yield pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0)
+      yield pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0), "other"
+    if mode == "extended":
+      yield pairs.PairSpec(i, t, fi, i, t, 0), "silence"
+      yield pairs.PairSpec(i, t, fi, i, t, 0), "noise"
+
+
+def _eval_wave(clips: Sequence[Clip], spec: pairs.PairSpec, kind: str, data_cfg,
+               seed: int) -> np.ndarray:
+  """The sound of an eval row: decoded, or made (silence, seeded white noise)."""
+  n = int(round(data_cfg.audio_seconds * data_cfg.sample_rate))
+  if kind == "silence":
+    return np.zeros(n, np.float32)
+  if kind == "noise":
+    rng = np.random.default_rng([seed, spec.image_clip, 0x401CE])
+    return (NOISE_RMS * rng.standard_normal(n)).astype(np.float32)
+  return decode_wave(clips[spec.audio_clip], spec.audio_center, data_cfg)
+
+
+EVAL_MODES = ("pairs", "positives", "extended")
 
 
 def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs",
@@ -252,27 +280,33 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
   """The evaluation examples in order, one dict per row (unbatched).
 
   mode "pairs": per clip, frames_per_clip frames spread over its grid, each with its own
-  sound (label 1) and another video's (label 0); "positives": the middle frame and its sound.
-  Boxes are in network-image coordinates, -1 where unknown: target_box [4], distractor_boxes
-  [D, 4], and the localisation ground truth gt_boxes [K, 4] with gt_consensus (see
-  clips.Clip; rows without gt_boxes carry their target box with consensus 1). `wave` is the
-  decoded sound the spectrogram `audio` was made from (for the report's players).
+  sound (label 1) and another video's (label 0); "positives": the middle frame and its sound;
+  "extended": the middle frame with its own sound (label 1), another video's, silence and
+  white noise (label 0; `audio_kind` indexes pairs.AUDIO_KINDS). Boxes are in network-image
+  coordinates, -1 where unknown: target_box [4], distractor_boxes [D, 4], and the
+  localisation ground truth gt_boxes [K, 4] with gt_consensus (see clips.Clip; rows without
+  gt_boxes carry their target box with consensus 1). `wave` is the decoded sound the
+  spectrogram `audio` was made from (for the report's players).
   """
-  if mode not in ("pairs", "positives"):
-    raise DataError(f"eval mode must be 'pairs' or 'positives', got {mode!r}")
-  if mode == "pairs" and len(clips) < 2:
+  if mode not in EVAL_MODES:
+    raise DataError(f"eval mode must be one of {', '.join(EVAL_MODES)}, got {mode!r}")
+  if mode != "positives" and len(clips) < 2:
     raise DataError(f"AVC pairs need at least 2 clips (a negative is another video's sound), "
                     f"got {len(clips)}: leave avc out of eval.evaluators")
   names = class_names(clips)
   k = max([len(c.distractor_boxes) for c in clips] + [0])
   k_gt = max([len(c.gt_boxes) for c in clips] + [1])
   for i, clip in enumerate(clips):
-    for spec in _eval_specs(clips, i, mode, seed, data_cfg.audio_seconds, frames_per_clip):
+    frames = {}  # the clip's frames by time: each decoded once
+    for spec, kind in _eval_specs(clips, i, mode, seed, data_cfg.audio_seconds,
+                                  frames_per_clip):
       label, fi = spec.label, spec.frame_index
       valid = True
       try:
-        frame, wave = decode_pair(clips, spec, data_cfg)
-        image, audio, geo = network_inputs(frame, wave, data_cfg, None)
+        if spec.frame_time not in frames:
+          frames[spec.frame_time] = decode_frame(clip, spec.frame_time, data_cfg)
+        wave = _eval_wave(clips, spec, kind, data_cfg, seed)
+        image, audio, geo = network_inputs(frames[spec.frame_time], wave, data_cfg, None)
       except Exception:  # pylint: disable=broad-except  # an unreadable clip counts as padding
         valid = False
         image, audio, geo = _blank(data_cfg)
@@ -280,7 +314,7 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
       target, distract = box_rows(clip, fi, geo, k)
       gt_boxes, gt_consensus = _ground_truth_rows(clip, target, geo, k_gt)
       yield dict(image=image, audio=audio, wave=np.asarray(wave, np.float32),
-                 label=np.int32(label),
+                 label=np.int32(label), audio_kind=np.int32(pairs.AUDIO_KINDS.index(kind)),
                  class_id=np.int32(names.index(clip.label) if clip.label else -1),
                  clip_index=np.int32(i), target_box=target, distractor_boxes=distract,
                  gt_boxes=gt_boxes, gt_consensus=gt_consensus, valid=np.bool_(valid))

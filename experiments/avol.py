@@ -11,8 +11,11 @@ from experiments import common
 
 
 def paper():
-  """[OtS] Section 4: 224^2 frames, 257x200 log-spectrograms, stride-2 towers."""
-  return common.paper_config("avol:paper", common.model_config("avol", stride=2))
+  """[OtS] Section 4: 224^2 frames, 257x200 log-spectrograms, stride-2 towers; evaluated also
+  on the extended localisation benchmarks (non-sounding pairs, negative audio)."""
+  config = common.paper_config("avol:paper", common.model_config("avol", stride=2))
+  config.eval.evaluators = tuple(config.eval.evaluators) + ("extended",)
+  return config
 
 
 VARIANTS = {

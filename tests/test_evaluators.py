@@ -35,11 +35,20 @@ def make_batches(mode, num_clips=NUM_CLIPS, boxes=True, frames_per_clip=1):
   rows = np.arange(num_clips)
   audio_src = rows.copy()
   label = np.ones(num_clips, np.int32)
+  kind = np.zeros(num_clips, np.int32)
   if mode == "pairs":
     rows = np.repeat(rows, 2)
     label = np.tile([1, 0], num_clips).astype(np.int32)
     audio_src = np.where(label == 1, rows, (rows + 1 + rng.integers(0, num_clips - 1,
                                                                     len(rows))) % num_clips)
+    kind = 1 - label
+  if mode == "extended":
+    # Own sound, another clip's, silence (-1) and noise (-2): pipeline.pairs.AUDIO_KINDS.
+    rows = np.repeat(rows, 4)
+    kind = np.tile(np.arange(4), num_clips).astype(np.int32)
+    label = (kind == 0).astype(np.int32)
+    other = (rows + 1 + rng.integers(0, num_clips - 1, len(rows))) % num_clips
+    audio_src = np.select([kind == 0, kind == 1, kind == 2], [rows, other, -1], -2)
   for start in range(0, len(rows), BATCH):
     idx = rows[start:start + BATCH]
     n = len(idx)
@@ -53,6 +62,7 @@ def make_batches(mode, num_clips=NUM_CLIPS, boxes=True, frames_per_clip=1):
     yield {
         "image": pad(image, 0), "audio": pad(audio, 0),
         "label": pad(label[start:start + BATCH], 0),
+        "audio_kind": pad(kind[start:start + BATCH], 0),
         "class_id": pad(CLASS_OF[idx].astype(np.int32), -1),
         "clip_index": pad(idx.astype(np.int32), -1),
         "target_box": pad(target.astype(np.float32), -1),
@@ -262,6 +272,53 @@ def test_every_metric_gets_an_interval_counts_and_a_gain():
   assert f"{loc['gain']:+.4f}" in line and "over " in line
 
 
+def _hears(deaf=False):
+  """An AVOL-like predict_fn whose 5x5 logits cover the target's corner box (+4, +5 or +6 by
+  clip) when the sound is the frame's own, and are -4 everywhere with any other sound (deaf:
+  with every sound)."""
+  def predict_fn(batch):
+    frame, sound = batch["image"][:, 0, 0, 0].astype(int), batch["audio"][:, 0, 0, 0]
+    logits = np.full((len(frame), 5, 5), -4.0, np.float32)
+    for r, (f, a) in enumerate(zip(frame, sound)):
+      if deaf or a == f:
+        x0, y0 = (CORNERS[f % 4][:2] * 5 + 0.5).astype(int)
+        logits[r, y0:y0 + 2, x0:x0 + 2] = 4.0 + f % 3
+    return {"logit": logits.max(axis=(1, 2)), "loc_logits": logits,
+            "loc_map": 1 / (1 + np.exp(-logits))}
+  return predict_fn
+
+
+def test_extended_benchmark_and_negative_audio():
+  cfg = evaluate.default_eval_config()
+  cfg.evaluators, cfg.loc_protocol = ("extended",), "slavc"
+  (ev,) = evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
+  ids = [str(i) for i in range(NUM_CLIPS)]
+  hears, _ = evaluate.evaluate_all([ev], _hears(), clip_ids=ids, bootstrap_samples=100)
+  deaf, _ = evaluate.evaluate_all([ev], _hears(deaf=True), clip_ids=ids, bootstrap_samples=100)
+  # Hearing: every sounding pair is found (cIoU >= 0.5) and ranks above every silent one
+  # (SLAVC's AP sums from the second-highest confidence, and the toy maps tie in groups, so the
+  # recall below that threshold is not counted: AP < 1).
+  assert hears["ext/precision"] == 1.0 and hears["ext/ap"] > 0.85
+  assert hears["ext/max_f1"] > 0.95 and hears["ext/max_f1_dense"] >= hears["ext/max_f1"]
+  # Deaf: the same confidence with the wrong sound, so half the detections are false.
+  assert deaf["ext/precision"] == 1.0 and deaf["ext/ap"] < 0.75
+  assert deaf["ext/max_f1_dense"] == pytest.approx(2 / 3, abs=0.01)
+  for kind in ("other", "silence", "noise"):
+    # The threshold is the median of the positives' peaks (+5). With a wrong sound nothing is
+    # above it; with the right one every frame has pixels above it (bicubic upsampling rises
+    # past +5 even on the +4 and +5 plateaus), so no frame's two masks overlap.
+    assert hears[f"neg/{kind}/pia"] == 0.0 and hears[f"neg/{kind}/iou"] == 0.0
+    assert deaf[f"neg/{kind}/iou"] == 1.0
+    assert deaf[f"neg/{kind}/pia"] == pytest.approx(deaf["neg/pia_positive"])
+    assert hears["scoring"][f"neg/{kind}/pia"]["gain"] == pytest.approx(hears["neg/pia_positive"])
+    assert hears["scoring"][f"neg/{kind}/iou"]["gain"] == 1.0
+  assert hears["neg/pia_positive"] > 0 and hears["neg/threshold"] == 5.0
+  # Trivial maps ignore the sound: their AP is that of a deaf net.
+  assert hears["baseline/centre/ext/ap"] < 0.75
+  assert hears["scoring"]["ext/ap"]["gain"] > 0.2
+  assert "ext/ap" in evaluate.format_table(hears)
+
+
 def test_l3_run_gives_notes_and_no_cross_modal_rows():
   cfg = ml_collections.ConfigDict(dict(evaluators=("retrieval", "localisation")))
   results = evaluate.run_evaluators(
@@ -277,7 +334,7 @@ def test_unknown_evaluator_is_a_config_error_of_one_line():
   with pytest.raises(ConfigError) as err:
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
   assert str(err.value) == ("unknown evaluator(s) nope in eval.evaluators; "
-                            "known: avc, retrieval, localisation, probe")
+                            "known: avc, retrieval, localisation, probe, extended")
 
 
 def test_every_registered_evaluator_has_its_block_of_defaults():
@@ -373,7 +430,8 @@ def test_unregistering_removes_the_block_and_the_name():
   registry.register(_HitRateEvaluator)
   registry.unregister(_HitRateEvaluator.name)
   assert "hit_rate" not in evaluate.default_eval_config()
-  assert list(registry.registered()) == ["avc", "retrieval", "localisation", "probe"]
+  assert list(registry.registered()) == ["avc", "retrieval", "localisation", "probe",
+                                       "extended"]
 
 
 def test_two_evaluators_cannot_share_a_name():

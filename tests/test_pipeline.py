@@ -183,3 +183,21 @@ def test_frame_ids_are_unique_across_processes(clips, positives_only):
                                      positives_only=positives_only))
     ids.append(np.concatenate([b["frame"] for b in _take(it, 3)]))
   assert not set(ids[0].tolist()) & set(ids[1].tolist()), ids
+
+
+def test_extended_rows_give_each_frame_four_sounds(clips):
+  cfg = _cfg()
+  rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode="extended"))
+  pair_rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode="pairs"))
+  assert len(rows) == 4 * len(clips)
+  for i in range(len(clips)):
+    own, other, silence, noise = rows[4 * i:4 * i + 4]
+    assert [r["audio_kind"] for r in (own, other, silence, noise)] == [0, 1, 2, 3]
+    assert [r["label"] for r in (own, other, silence, noise)] == [1, 0, 0, 0]
+    # One frame, four sounds: the other video's is the AVC negative of the same frame.
+    for r in (other, silence, noise):
+      np.testing.assert_array_equal(r["image"], own["image"])
+    np.testing.assert_array_equal(other["wave"], pair_rows[2 * i + 1]["wave"])
+    np.testing.assert_array_equal(own["wave"], pair_rows[2 * i]["wave"])
+    assert not silence["wave"].any()
+    assert np.sqrt(np.mean(noise["wave"] ** 2)) == pytest.approx(pipeline.NOISE_RMS, rel=0.05)

@@ -95,9 +95,9 @@ def table_rows(metrics: Mapping[str, object]):
     return (key, _fmt(metrics[key], key), ci, _baseline_text(key, metrics),
             _gain_text(key, metrics))
 
-  # Metrics read against a fixed chance line (AVC accuracy) lead: the headline numbers.
-  against_chance = [k for k in metrics
-                    if any(isinstance(b, Chance) for b in baselines(k, metrics))]
+  # Top-level metrics read against a fixed chance line (AVC accuracy) lead: the headline.
+  against_chance = [k for k in metrics if "/" not in k
+                    and any(isinstance(b, Chance) for b in baselines(k, metrics))]
   rows += [row(k) for k in against_chance]
   for key, value in metrics.items():
     if key in against_chance or key in shown_as_baseline or key == "scoring":

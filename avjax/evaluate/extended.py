@@ -29,7 +29,6 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from avjax.errors import ConfigError
 from avjax.evaluate import extended_metrics, protocols, registry
 from avjax.evaluate.common import BatchesFactory, Chance, EvalContext, Evaluator, Value
 from avjax.evaluate.intervals import ByRowWeights, PerClip
@@ -42,8 +41,21 @@ EXT_METRICS = {"ap": "ap", "max_f1": "max_f1", "max_f1_dense": "max_f1_dense",
 _BASELINE_MAPS = ("centre", "random")
 
 
-def _statistic(scorer: extended_metrics.ExtendedScorer, key: str):
-  return lambda weights: scorer(weights)[key]
+def _statistics(scorer: extended_metrics.ExtendedScorer):
+  """statistic(key) -> weights -> scorer(weights)[key]. The bootstrap asks every key of the
+  same draws in turn (a chunk of up to 100 draws): each draw's metrics are computed once."""
+  seen: dict = {}
+
+  def statistic(key: str):
+    def value(weights):
+      tag = None if weights is None else np.asarray(weights).tobytes()
+      if tag not in seen:
+        if len(seen) >= 256:
+          seen.clear()
+        seen[tag] = scorer(weights)
+      return seen[tag][key]
+    return value
+  return statistic
 
 
 def extended_pairs(protocol: str, own: np.ndarray, other: np.ndarray, boxes: np.ndarray,
@@ -58,9 +70,9 @@ def extended_pairs(protocol: str, own: np.ndarray, other: np.ndarray, boxes: np.
   conf = np.concatenate([extended_metrics.confidence(protocol, own, size),
                          extended_metrics.confidence(protocol, other, size)])
   sounding = np.r_[np.ones(len(own), bool), np.zeros(len(other), bool)]
-  scorer = extended_metrics.ExtendedScorer(cious, conf, sounding)
+  statistic = _statistics(extended_metrics.ExtendedScorer(cious, conf, sounding))
   rows_clips = np.concatenate([clips, clips])
-  return {f"ext/{name}": ByRowWeights(_statistic(scorer, key), rows_clips)
+  return {f"ext/{name}": ByRowWeights(statistic(key), rows_clips)
           for name, key in EXT_METRICS.items()}
 
 
@@ -77,9 +89,7 @@ class ExtendedEvaluator(Evaluator):
   def __init__(self, batches: BatchesFactory, size: int = 224, seed: int = 0,
                protocol: str = DEFAULT_PROTOCOL):
     super().__init__(batches)
-    if protocol not in protocols.PROTOCOLS:
-      raise ConfigError(f"eval.loc_protocol must be one of {', '.join(protocols.PROTOCOLS)}, "
-                        f"got {protocol!r}")
+    protocols.check_protocol(protocol)
     self.size, self.seed, self.protocol = size, seed, protocol
 
   @classmethod

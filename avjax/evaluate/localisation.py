@@ -25,7 +25,6 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from avjax.errors import ConfigError
 from avjax.evaluate import metrics, protocols, registry
 from avjax.evaluate.common import BatchesFactory, EvalContext, Evaluator, Value
 from avjax.evaluate.intervals import PerClip
@@ -92,9 +91,7 @@ class LocalisationEvaluator(Evaluator):
   def __init__(self, batches: BatchesFactory, size: int = 224, centre_sigma: float = 0.25,
                seed: int = 0, protocol: str = DEFAULT_PROTOCOL):
     super().__init__(batches)
-    if protocol not in protocols.PROTOCOLS:
-      raise ConfigError(f"eval.loc_protocol must be one of {', '.join(protocols.PROTOCOLS)}, "
-                        f"got {protocol!r}")
+    protocols.check_protocol(protocol)
     self.size, self.centre_sigma, self.seed = size, centre_sigma, seed
     self.protocol = protocol
 

@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import ml_collections
 
 from avjax.errors import ConfigError
-from avjax.evaluate import intervals, registry
+from avjax.evaluate import intervals, protocols, registry
 from avjax.evaluate.common import EvalContext, Evaluator, PredictFn, Value, collect
 from avjax.evaluate.intervals import RESAMPLEABLE, Resampleable
 from avjax.evaluate.table import baselines, lower_is_better
@@ -38,16 +38,21 @@ def build_evaluators(eval_cfg: ml_collections.ConfigDict,
     ontology: AudioSet ontology by id; with it, retrieval relevance is 20 - ontology distance.
 
   Raises:
-    ConfigError: an evaluator name nobody registered, or an unknown key in a block.
+    ConfigError: an evaluator name nobody registered, an unknown key in a block, or an unknown
+      eval.loc_protocol.
   """
   known = registry.registered()
   unknown = [name for name in eval_cfg.evaluators if name not in known]
   if unknown:
     raise ConfigError(f"unknown evaluator(s) {', '.join(unknown)} in eval.evaluators; "
                       f"known: {', '.join(known)}")
+  protocol = eval_cfg.get("loc_protocol", "ezvsl")
+  if protocol not in protocols.PROTOCOLS:
+    raise ConfigError(f"eval.loc_protocol must be one of {', '.join(protocols.PROTOCOLS)}, "
+                      f"got {protocol!r}")
   context = EvalContext(make_batches, clips, list(classes), ontology,
                         seed=eval_cfg.get("seed", 0),
-                        loc_protocol=eval_cfg.get("loc_protocol", "ezvsl"))
+                        loc_protocol=protocol)
   return [known[name].from_config(_block(eval_cfg, known[name]), context)
           for name in eval_cfg.evaluators]
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Optional
 
-import numpy as np
-
-from avjax.evaluate import registry
+from avjax.evaluate import metrics, registry
 from avjax.evaluate.common import Chance, EvalContext, Evaluator, Value
 from avjax.evaluate.intervals import PerClip
 
@@ -34,5 +32,5 @@ class AvcEvaluator(Evaluator):
     if "logit" not in collected or not len(collected["logit"]):
       yield "note/avc", "no valid pairs or no 'logit' output: AVC accuracy not computed"
       return
-    correct = (collected["logit"].reshape(-1) > 0) == (collected["label"].reshape(-1) == 1)
-    yield "avc_accuracy", PerClip.mean(correct, collected["clip_index"])
+    yield "avc_accuracy", PerClip.mean(metrics.avc_hits(collected["logit"], collected["label"]),
+                                       collected["clip_index"])

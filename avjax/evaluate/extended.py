@@ -32,7 +32,7 @@ import numpy as np
 from avjax.evaluate import extended_metrics, protocols, registry
 from avjax.evaluate.common import BatchesFactory, Chance, EvalContext, Evaluator, Value
 from avjax.evaluate.intervals import ByRowWeights, PerClip
-from avjax.evaluate.localisation import DEFAULT_PROTOCOL, trivial_maps
+from avjax.evaluate.localisation import DEFAULT_PROTOCOL, scored_maps, trivial_maps
 from data_pipeline.pairs import AUDIO_KINDS
 
 NEGATIVE_KINDS = ("other", "silence", "noise")
@@ -118,7 +118,7 @@ class ExtendedEvaluator(Evaluator):
     if "loc_map" not in collected:
       yield "note/extended", "the model gives no localisation map (only AVOL-Net does)"
       return
-    maps = collected.get("loc_logits", collected["loc_map"])
+    maps = scored_maps(collected)
     rows = self._by_kind(collected)
     own = rows["own"]
     # Extended benchmark: the frames with a box and both of their pairs.

@@ -68,6 +68,12 @@ def localisation_metrics(maps: np.ndarray, target_boxes: np.ndarray,
   return out
 
 
+def scored_maps(collected: dict) -> np.ndarray:
+  """The map the protocols score: the raw calibrated logits when the net gives them (the
+  scripts score the raw similarity), else its loc_map."""
+  return collected.get("loc_logits", collected["loc_map"])
+
+
 def trivial_maps(name: str, n: int, shape: tuple[int, int], size: int, seed: int,
                  centre_sigma: float = 0.25) -> np.ndarray:
   """[n, h, w] maps of a trivial baseline, values in [-1, 1]: centre (at size x size), whole
@@ -117,7 +123,7 @@ class LocalisationEvaluator(Evaluator):
     if not known.any():
       yield "note/localisation", "no evaluated clip has a target box: localisation not scored"
       return
-    maps = collected.get("loc_logits", collected["loc_map"])[known]
+    maps = scored_maps(collected)[known]
     clips = collected.get("clip_index", np.arange(len(known)))[known]
     targets = boxes[known]
     distractors = collected.get("distractor_boxes")

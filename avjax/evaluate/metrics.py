@@ -23,14 +23,19 @@ from avjax.evaluate.ontology import Relevance
 AUC_THRESHOLDS = 0.05 * np.arange(21)
 
 
+def avc_hits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """bool [N]: (logit > 0) == (label == 1), i.e. p = sigmoid(logit) > 0.5 is the right call."""
+  return (np.asarray(logits).reshape(-1) > 0) == (np.asarray(labels).reshape(-1) == 1)
+
+
 def avc_accuracy(logits: np.ndarray, labels: np.ndarray,
                  valid: Optional[np.ndarray] = None) -> float:
-  """Fraction of valid rows where (logit > 0) == (label == 1); p = sigmoid(logit) > 0.5."""
-  logits, labels = np.asarray(logits).reshape(-1), np.asarray(labels).reshape(-1)
-  keep = np.ones(len(logits), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
+  """Fraction of valid rows that `avc_hits`."""
+  hits = avc_hits(logits, labels)
+  keep = np.ones(len(hits), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
   if not keep.any():
     return float("nan")
-  return float(np.mean((logits[keep] > 0) == (labels[keep] == 1)))
+  return float(np.mean(hits[keep]))
 
 
 # ----------------------------------------------------------------------------- retrieval

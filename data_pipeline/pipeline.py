@@ -14,7 +14,7 @@ import functools
 import os
 import threading
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import grain
 import numpy as np
@@ -240,21 +240,26 @@ NOISE_RMS = 0.1  # the white noise of the negative-audio rows
 
 
 def _eval_specs(clips: Sequence[Clip], i: int, mode: str, seed: int, audio_seconds: float,
-                frames_per_clip: int):
+                frames_per_clip: int, negatives: Optional[Mapping[int, int]] = None):
   """A clip's eval pair specs with the kind of their sound (pairs.AUDIO_KINDS). "pairs": per
   eval time a positive and a negative, whose sound is another video's at the same place in its
   grid; "positives": the middle only; "extended": the middle frame with its own sound, another
-  video's (the negative of "pairs"), silence and white noise."""
+  video's (the negative of "pairs", or the sound `negatives[i]` indexes when a pair list is
+  given: none when it names no sound for clip i), silence and white noise."""
   times = pairs.eval_grid_times(clips[i], audio_seconds,
                                 frames_per_clip if mode == "pairs" else 1)
   for f, t in enumerate(times):
     fi = pairs.frame_index_at(clips[i], t)
     yield pairs.PairSpec(i, t, fi, i, t, 1), "own"
     if mode in ("pairs", "extended"):
-      rng = np.random.default_rng([seed, i, f])
-      other = pairs._other_clip(clips, i, rng)  # pylint: disable=protected-access
-      other_times = pairs.eval_grid_times(clips[other], audio_seconds, len(times))
-      yield pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0), "other"
+      if negatives is not None:
+        other = negatives.get(i)
+      else:
+        other = pairs._other_clip(clips, i, np.random.default_rng([seed, i, f]))  # pylint: disable=protected-access
+      if other is not None:
+        other_times = pairs.eval_grid_times(clips[other], audio_seconds, len(times))
+        yield (pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0),
+               "other")
     if mode == "extended":
       yield pairs.PairSpec(i, t, fi, i, t, 0), "silence"
       yield pairs.PairSpec(i, t, fi, i, t, 0), "noise"
@@ -276,13 +281,15 @@ EVAL_MODES = ("pairs", "positives", "extended")
 
 
 def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs",
-              frames_per_clip: int = 1):
+              frames_per_clip: int = 1, negatives: Optional[Mapping[int, Clip]] = None):
   """The evaluation examples in order, one dict per row (unbatched).
 
   mode "pairs": per clip, frames_per_clip frames spread over its grid, each with its own
   sound (label 1) and another video's (label 0); "positives": the middle frame and its sound;
   "extended": the middle frame with its own sound (label 1), another video's, silence and
-  white noise (label 0; `audio_kind` indexes pairs.AUDIO_KINDS). Boxes are in network-image
+  white noise (label 0; `audio_kind` indexes pairs.AUDIO_KINDS). `negatives` (extended mode,
+  from a published pair list, see pair_lists): clip index -> the clip whose sound is that
+  frame's non-sounding pair, in place of the seeded draw. Boxes are in network-image
   coordinates, -1 where unknown: target_box [4], distractor_boxes [D, 4], and the
   localisation ground truth gt_boxes [K, 4] with gt_consensus (see clips.Clip; rows without
   gt_boxes carry their target box with consensus 1). `wave` is the decoded sound the
@@ -294,18 +301,25 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
     raise DataError(f"AVC pairs need at least 2 clips (a negative is another video's sound), "
                     f"got {len(clips)}: leave avc out of eval.evaluators")
   names = class_names(clips)
+  sounds, sound_index = list(clips), None
+  if negatives is not None and mode == "extended":
+    # A listed sound may be a clip of another split or a sound-only file: append it.
+    sound_index = {}
+    for i, clip in negatives.items():
+      sound_index[i] = len(sounds)
+      sounds.append(clip)
   k = max([len(c.distractor_boxes) for c in clips] + [0])
   k_gt = max([len(c.gt_boxes) for c in clips] + [1])
   for i, clip in enumerate(clips):
     frames = {}  # the clip's frames by time: each decoded once
-    for spec, kind in _eval_specs(clips, i, mode, seed, data_cfg.audio_seconds,
-                                  frames_per_clip):
+    for spec, kind in _eval_specs(sounds, i, mode, seed, data_cfg.audio_seconds,
+                                  frames_per_clip, sound_index):
       label, fi = spec.label, spec.frame_index
       valid = True
       try:
         if spec.frame_time not in frames:
           frames[spec.frame_time] = decode_frame(clip, spec.frame_time, data_cfg)
-        wave = _eval_wave(clips, spec, kind, data_cfg, seed)
+        wave = _eval_wave(sounds, spec, kind, data_cfg, seed)
         image, audio, geo = network_inputs(frames[spec.frame_time], wave, data_cfg, None)
       except Exception:  # pylint: disable=broad-except  # an unreadable clip counts as padding
         valid = False
@@ -328,10 +342,12 @@ def _blank(data_cfg):
 
 
 def eval_batches(data_cfg, clips: Sequence[Clip], *, batch_size: int, seed: int,
-                 mode: str = "pairs", frames_per_clip: int = 1) -> Iterator[dict]:
+                 mode: str = "pairs", frames_per_clip: int = 1,
+                 negatives: Optional[Mapping[int, Clip]] = None) -> Iterator[dict]:
   """Fixed evaluation batches; the last one padded to batch_size with valid=False rows."""
   rows = []
-  for row in eval_rows(data_cfg, clips, seed=seed, mode=mode, frames_per_clip=frames_per_clip):
+  for row in eval_rows(data_cfg, clips, seed=seed, mode=mode, frames_per_clip=frames_per_clip,
+                       negatives=negatives):
     rows.append(row)
     if len(rows) == batch_size:
       yield _stack(rows)

@@ -22,7 +22,8 @@ from avjax import config as config_lib
 from avjax.evaluate import protocols
 from avjax.evaluate.localisation import trivial_maps
 from avjax.train import evaluation, loop
-from data_pipeline import features, index, pipeline
+from data_pipeline import features, index, pair_lists, pairs, pipeline
+from data_pipeline.clips import DataError
 from embedded_dataset import layouts
 import limits
 import test_protocols
@@ -94,25 +95,67 @@ def test_flickr_rows_carry_every_annotator_box(tmp_path):
   assert all((r["gt_boxes"][2] == -1).all() for r in others)
 
 
-def test_still_image_sound_is_the_middle_of_its_recording(tmp_path):
-  # A 4 s recording whose tone lies only in [1.5, 2.5] s: the 1 s evaluation window of its
-  # still image must be that tone, not the silent (or zero-padded) start.
-  root = mf.make_flickr_dataset(str(tmp_path / "flickr"), extra_test=1)
+def _write_tone(path: str, seconds: float, amplitude: float, within=None) -> None:
+  """A 16 kHz mono wav of a 440 Hz tone, silent outside `within` (seconds) when given."""
   rate = 16000
-  t = np.arange(4 * rate) / rate
-  signal = np.where((t >= 1.5) & (t < 2.5), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
-  with wave.open(f"{root}/audio/1001.wav", "wb") as f:
+  t = np.arange(int(seconds * rate)) / rate
+  lo, hi = within or (0.0, seconds)
+  signal = np.where((t >= lo) & (t < hi), amplitude * np.sin(2 * np.pi * 440 * t), 0.0)
+  with wave.open(path, "wb") as f:
     f.setnchannels(1)
     f.setsampwidth(2)
     f.setframerate(rate)
     f.writeframes((signal * 32767).astype(np.int16).tobytes())
+
+
+def _rms(x: np.ndarray) -> float:
+  return float(np.sqrt(np.mean(np.square(x))))
+
+
+def test_a_published_pair_list_gives_the_non_sounding_sounds(tmp_path):
+  # An Extended-Flickr-style CSV: 1001 is scored with a sound that has no frame (9999), 2000
+  # with the train clip 1002's sound; rows naming an unknown image or sound are counted, a
+  # "sounding" row is ignored, and an image the list leaves out gets no non-sounding pair.
+  root = mf.make_flickr_dataset(str(tmp_path / "flickr"), extra_test=2)
+  _write_tone(f"{root}/audio/9999.wav", seconds=3.0, amplitude=0.4)
+  _write_tone(f"{root}/audio/1002.wav", seconds=2.0, amplitude=0.2)
+  listed = tmp_path / "flickr_test_plus_silent.csv"
+  listed.write_text("video,audio,label\r\n1001,9999,non-sounding\r\n2000,1002.wav,non-sounding\r\n"
+                    "2001,2001,sounding\r\nnope,1001,non-sounding\r\n2001,gone,non-sounding\r\n")
+  cfg = _data_config("flickr", root, str(tmp_path / "cache"))
+  dataset = index.load_dataset(cfg, progress=False)
+  clips = dataset.split("test")
+  resolved = pair_lists.resolve(str(listed), clips, dataset.clips, dataset.root)
+  assert (resolved.rows, resolved.unknown_images, resolved.unknown_sounds) == (4, ["nope"], ["gone"])
+  rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode="extended",
+                                 negatives=resolved.negatives))
+  other = {clips[r["clip_index"]].clip_id: r["wave"] for r in rows
+           if pairs.AUDIO_KINDS[r["audio_kind"]] == "other"}
+  assert sorted(other) == ["1001", "2000"]
+  assert _rms(other["1001"]) == pytest.approx(0.4 / np.sqrt(2), rel=0.05)
+  assert _rms(other["2000"]) == pytest.approx(0.2 / np.sqrt(2), rel=0.05)
+  # Every image still has its own sound, silence and noise.
+  kinds = [pairs.AUDIO_KINDS[r["audio_kind"]] for r in rows]
+  assert kinds.count("own") == kinds.count("silence") == len(clips) == 3
+  for bad, message in (("video,label\n1001,x\n", "must start with the header"),
+                       ("video,audio,label\n1001,9999,sounding\n", "no row labelled"),
+                       ("video,audio,label\nnope,9999,non-sounding\n", "none can be scored")):
+    listed.write_text(bad)
+    with pytest.raises(DataError, match=message):
+      pair_lists.resolve(str(listed), clips, dataset.clips, dataset.root)
+
+
+def test_still_image_sound_is_the_middle_of_its_recording(tmp_path):
+  # A 4 s recording whose tone lies only in [1.5, 2.5] s: the 1 s evaluation window of its
+  # still image must be that tone, not the silent (or zero-padded) start.
+  root = mf.make_flickr_dataset(str(tmp_path / "flickr"), extra_test=1)
+  _write_tone(f"{root}/audio/1001.wav", seconds=4.0, amplitude=0.5, within=(1.5, 2.5))
   cfg, clips, _ = _test_rows("flickr", root, str(tmp_path / "cache"))
   for mode in ("positives", "pairs"):
     rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode=mode))
     row = next(r for r in rows if clips[r["clip_index"]].clip_id == "1001" and r["label"] == 1)
     window = row["wave"]
-    rms = float(np.sqrt(np.mean(window ** 2)))
-    assert rms == pytest.approx(0.5 / np.sqrt(2), rel=0.05), mode
+    assert _rms(window) == pytest.approx(0.5 / np.sqrt(2), rel=0.05), mode
     assert np.mean(np.abs(window) < 1e-3) < 0.02, mode  # no silent or padded stretch
 
 

@@ -12,8 +12,9 @@ max_f1 (SLAVC's coarse grid of about ten confidence thresholds), ext/max_f1_dens
 confidence a threshold), ext/precision (cIoU >= 0.5 among the sounding pairs) and ext/auc
 (over the sounding pairs). Their trivial baselines are the centre and random maps scored the
 same way (a map that ignores the sound gives a frame the same confidence with any sound).
-The pairs come from the eval seed; published pair lists (Extended Flickr / Extended VGG-SS
-CSVs) are not read yet.
+The non-sounding pairs are drawn with the eval seed, or read from a published pair list
+(`eval.extended.pairs`: Extended Flickr's or Extended VGG-SS's CSV, see
+`data_pipeline.pair_lists`); then only the frames the list names have one.
 
 Negative audio (Juanola et al., ICASSP 2025; see `extended_metrics.negative_audio_metrics`):
 per kind of negative sound (other, silence, noise), neg/<kind>/pia is the mean fraction of the
@@ -82,7 +83,7 @@ class ExtendedEvaluator(Evaluator):
 
   name = "extended"
   mode = "extended"
-  defaults = {"size": 224}
+  defaults = {"size": 224, "pairs": ""}  # pairs: a published pair list (CSV), "" = seeded
   lower_is_better = frozenset(f"neg/{kind}/{m}" for kind in NEGATIVE_KINDS
                               for m in ("pia", "iou"))
 
@@ -94,8 +95,11 @@ class ExtendedEvaluator(Evaluator):
 
   @classmethod
   def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> ExtendedEvaluator:
-    return cls(context.batches(cls.mode), seed=context.seed, protocol=context.loc_protocol,
-               **block)
+    block = dict(block)
+    pair_list = block.pop("pairs", "")
+    options = {"pair_list": pair_list} if pair_list else {}
+    return cls(context.batches(cls.mode, **options), seed=context.seed,
+               protocol=context.loc_protocol, **block)
 
   @staticmethod
   def baseline(key: str) -> Optional[Union[str, Chance, tuple[str, ...]]]:

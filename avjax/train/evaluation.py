@@ -19,7 +19,7 @@ from avjax import evaluate
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train.setup import check_workdir, make_predict_fn, setup
-from data_pipeline import index, pipeline
+from data_pipeline import index, pair_lists, pipeline
 from data_pipeline.clips import Clip
 
 
@@ -34,11 +34,24 @@ class Evaluation:
   classes: Sequence[str]      # class names, indexed by class_id
 
 
-def split_batches(config: ml_collections.ConfigDict, clips: Sequence[Clip]) -> Callable:
+def split_batches(config: ml_collections.ConfigDict, clips: Sequence[Clip],
+                  dataset: Optional[index.Dataset] = None) -> Callable:
   """make_batches(mode, **batch_options) -> the split's fixed, seeded eval batches of that
-  mode (the options are the evaluators' own, e.g. the AVC pairs' frames_per_clip)."""
+  mode (the options are the evaluators' own, e.g. the AVC pairs' frames_per_clip; pair_list,
+  a published non-sounding pair list resolved on the split and its `dataset`)."""
+  resolved = {}
 
-  def make_batches(mode: str, **batch_options):
+  def make_batches(mode: str, pair_list: str = "", **batch_options):
+    if pair_list:
+      if pair_list not in resolved:
+        if dataset is None:
+          raise ConfigError("a pair list needs the dataset its sounds come from")
+        pl = pair_lists.resolve(pair_list, clips, dataset.clips, dataset.root,
+                                config.data.per_file_timeout_s)
+        if jax.process_index() == 0:
+          print(pl.summary(pair_list), flush=True)
+        resolved[pair_list] = pl.negatives
+      batch_options["negatives"] = resolved[pair_list]
     return pipeline.eval_batches(config.data, clips, batch_size=config.eval.batch_size,
                                  seed=config.eval.seed, mode=mode, **batch_options)
 
@@ -51,7 +64,7 @@ def split_evaluators(config: ml_collections.ConfigDict, dataset: index.Dataset,
   clips = dataset.split(split)
   if not clips:
     raise ConfigError(f"the dataset has no '{split}' clips to evaluate on")
-  return evaluate.build_evaluators(config.eval, split_batches(config, clips), clips,
+  return evaluate.build_evaluators(config.eval, split_batches(config, clips, dataset), clips,
                                    dataset.classes, ontology=dataset.ontology)
 
 
@@ -87,5 +100,5 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
       json.dump(results, f, indent=2, default=float)
     print(evaluate.format_table(results))
     print(f"Metrics written to {os.path.join(out_dir, 'metrics.json')}")
-  return Evaluation(results, collected, predict_fn, split_batches(config, clips), clips,
-                    s.dataset.classes)
+  return Evaluation(results, collected, predict_fn, split_batches(config, clips, s.dataset),
+                    clips, s.dataset.classes)

@@ -6,10 +6,12 @@ classes drifting slowly over a real background photo, each inside its own part o
 (or a soundfont phrase for instruments without one), looped with random offsets and gains.
 Boxes come from the cut-outs' alpha masks, so they are exact.
 
-Splits: for every class the (photo variant, recording variant) pairs - photo variants are the
-real photos and their mirror images, recording variants the real recordings and rendered
-phrases at three playback rates - are shuffled with the seed; one pair is held out for test,
-one for val, the rest are train. No clip and no pair is shared between splits.
+Splits (v4) are made of sources, not of clips: each class's distinct pictures, recordings
+and the background photos are dealt to train, val and test (`embedded_dataset.sources` says
+what a source is), and a clip uses only its split's sources, distractors included. So no
+picture (nor its mirror image), no recording (nor a rate-shifted or re-cut take of it) and
+no background of a test clip is seen in training. Test holds 4 clips per class: every pair
+of its 2 test pictures and 2 test recordings. Each labels.jsonl row names its `sources`.
 
 CLI: python -m embedded_dataset [--out DIR] [--seed S] (from the repository root). The folder's
 name and what marks a finished build are the reader's (data_pipeline.formats.embedded).
@@ -38,16 +40,17 @@ from embedded_dataset import sources as src
 SIZE, FPS, SECONDS = 256, 8, 3.0
 AREA_RANGE = (0.15, 0.35)  # box area as a fraction of the frame (before the region cap)
 _RATES = (0.92, 1.0, 1.08)
-_SPLIT_CLIPS = {"train": 40, "val": 2, "test": 2}  # many train clips: fewer let the nets memorise
+SPLITS = ("train", "val", "test")
+# Clips per class. Test: every pair of the class's 2 test pictures and 2 test recordings.
+_SPLIT_CLIPS = {"train": 40, "val": 2, "test": 4}
 _MEDIA: dict = {}  # filled before the worker pool forks
 
 
-def _cutout(path: str) -> np.ndarray:
-  img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-  if img is None or img.ndim != 3 or img.shape[2] != 4:
-    raise DataError(f"stamp {path} is not an RGBA image; delete the cache and rebuild")
-  rgba = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+def _cutout(rgba: np.ndarray, name: str) -> np.ndarray:
+  """The picture cropped to its alpha mask."""
   ys, xs = np.nonzero(rgba[..., 3] > 127)
+  if not len(ys):
+    raise DataError(f"image {name} is fully transparent; delete the cache and rebuild")
   return rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
@@ -164,7 +167,8 @@ def _make_clip(job: dict) -> dict:
           "duration": SECONDS, "target_boxes": boxes[-1], "distractor_boxes": boxes[:-1],
           "distractor_labels": job["distractor_labels"],
           "photo": job["photo"][0] + ("#mirrored" if job["photo"][1] else ""),
-          "recording": f"{rec_name}@rate{rate}", "background": job["background_name"]}
+          "recording": f"{rec_name}@rate{rate}", "background": job["background_name"],
+          "sources": job["sources"]}
 
 
 def _encode(path: str, frames: list, audio: np.ndarray) -> None:
@@ -184,34 +188,101 @@ def _encode(path: str, frames: list, audio: np.ndarray) -> None:
     out.mux(aus.encode())
 
 
+def _deal(rng, sources: list, image: bool) -> dict[str, list]:
+  """Assigns a class's sources to splits: 2 to test, 1 to val when there are 5 or more, the
+  rest to train (so a class with 4 keeps 2 for training). Real photos and drawings (recordings and soundfont renders) are dealt in
+  turn, so test holds one of each where it can; training keeps a real photo when the class
+  has one."""
+  first = [s for s in sources if s.kind in ("photo", "recording")]
+  second = [s for s in sources if s not in first]
+  first = [first[i] for i in rng.permutation(len(first))]
+  second = [second[i] for i in rng.permutation(len(second))]
+  order = []
+  for k in range(max(len(first), len(second))):
+    order += first[k:k + 1] + second[k:k + 1]
+  n_val = 1 if len(order) >= 5 else 0
+  out = {"test": order[:2], "val": order[2:2 + n_val], "train": order[2 + n_val:]}
+  if image and not any(s.kind == "photo" for s in out["train"]):
+    held = next((s for s in out["test"] + out["val"] if s.kind == "photo"), None)
+    if held is not None and out["train"]:
+      for split in ("test", "val"):
+        if held in out[split]:
+          out[split][out[split].index(held)] = out["train"][0]
+      out["train"][0] = held
+  return out
+
+
+def _backgrounds(rng, bgs: list[str]) -> dict[str, list[str]]:
+  """The background photos of each split (disjoint): 4 for test, 2 for val, the rest train."""
+  order = [bgs[i] for i in rng.permutation(len(bgs))]
+  if len(order) < 3:
+    return {split: order for split in SPLITS}  # tests' tiny builds: nothing to hold out
+  n_test = min(4, len(order) // 3)
+  n_val = min(2, max(1, len(order) // 6))
+  return {"test": order[:n_test], "val": order[n_test:n_test + n_val],
+          "train": order[n_test + n_val:]}
+
+
+def plan_splits(seed: int, labels: list[str]) -> dict[str, dict[str, dict[str, list]]]:
+  """label -> {"images"|"sounds": split -> sources}: which sources each split may use."""
+  rng = np.random.default_rng([seed, 0x5A1])
+  out = {}
+  for label in labels:
+    images, sounds = src.class_sources(label)
+    out[label] = {"images": _deal(rng, images, True), "sounds": _deal(rng, sounds, False)}
+  return out
+
+
+def _variant(rng, source) -> str:
+  return source.variants[int(rng.integers(len(source.variants)))]
+
+
 def _plan(seed: int, labels: list[str], bgs: list[str], clips_per_split: dict) -> list[dict]:
-  """Chooses every clip's photo, recording, distractors and background; splits by pair."""
+  """Chooses every clip's image, sound, distractors and background, each from its split's
+  sources only: no picture, recording or background is shared between splits. Test clips
+  of a class go through every pair of its two test pictures and two test recordings."""
   rng = np.random.default_rng(seed)
+  splits = plan_splits(seed, labels)
+  backgrounds = _backgrounds(rng, bgs)
   jobs = []
-  for ci, label in enumerate(labels):
-    photos = [(p, flip) for p in _MEDIA["photos"][label] for flip in (False, True)]
-    recs = [(r, rate) for r in _MEDIA["recs"][label] for rate in _RATES]
-    pairs = [(p, r) for p in photos for r in recs]
-    order = rng.permutation(len(pairs))
-    held = {"test": [pairs[order[0]]], "val": [pairs[order[1]]],
-            "train": [pairs[i] for i in order[2:]]}
-    for split, n in clips_per_split.items():
+  for split, n in clips_per_split.items():
+    usable = [l for l in labels if splits[l]["images"][split] and splits[l]["sounds"][split]]
+    for ci, label in enumerate(labels):
+      images, sounds = splits[label]["images"][split], splits[label]["sounds"][split]
+      if not images or not sounds:
+        continue  # e.g. no val picture for a class with 3
       for i in range(n):
-        photo, rec = held[split][i % len(held[split])]
-        others = [l for l in labels if l != label]
+        if split == "test":
+          image, sound = images[i % len(images)], sounds[(i // len(images)) % len(sounds)]
+        else:
+          image = images[int(rng.integers(len(images)))]
+          sound = sounds[int(rng.integers(len(sounds)))]
+        takes = _MEDIA["takes"][_variant(rng, sound)]
+        others = [l for l in (usable if len(usable) > 1 else labels) if l != label]
         k = 1 + int(rng.random() < 0.3) if len(others) > 1 else 1
         dlabels = [others[j] for j in rng.choice(len(others), size=k, replace=False)]
-        distractors = []
+        distractors, dsources = [], []
         for d in dlabels:
-          dp = _MEDIA["photos"][d]
-          distractors.append((dp[rng.integers(len(dp))], bool(rng.integers(2))))
-        b = bgs[rng.integers(len(bgs))]
+          pool = splits[d]["images"][split] or splits[d]["images"]["train"]
+          source = pool[int(rng.integers(len(pool)))]
+          distractors.append((_variant(rng, source), bool(rng.integers(2))))
+          dsources.append(source.name)
+        b = backgrounds[split][int(rng.integers(len(backgrounds[split])))]
         name = f"{split}/{label}_{i:03d}.mp4"
-        jobs.append({"file": name, "split": split, "label": label, "photo": photo,
-                     "recording": rec, "distractors": distractors, "distractor_labels": dlabels,
-                     "background": b, "background_name": "tuxpaint:templates/" + os.path.basename(b),
-                     "seed": [seed, ci, i, list(_SPLIT_CLIPS).index(split)]})
+        jobs.append({"file": name, "split": split, "label": label,
+                     "photo": (_variant(rng, image), bool(rng.integers(2))),
+                     "recording": (takes[int(rng.integers(len(takes)))],
+                                   float(_RATES[int(rng.integers(len(_RATES)))])),
+                     "distractors": distractors, "distractor_labels": dlabels,
+                     "background": b, "background_name": _background_name(b),
+                     "sources": {"image": image.name, "sound": sound.name,
+                                 "background": _background_name(b), "distractors": dsources},
+                     "seed": [seed, ci, i, SPLITS.index(split)]})
   return jobs
+
+
+def _background_name(path: str) -> str:
+  return "tuxpaint:templates/" + os.path.basename(path)
 
 
 def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
@@ -235,18 +306,21 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
   if len(labels) < 2:
     raise DataError("the embedded dataset needs at least 2 classes (one target, one distractor)")
   _MEDIA.clear()
-  _MEDIA.update(cutouts={}, recordings={}, photos={}, recs={})
+  _MEDIA.update(cutouts={}, recordings={}, takes={})
   for label in labels:
-    photos, recs = src.load_class_media(root, label)
-    _MEDIA["photos"][label] = [n for n, _ in photos]
-    _MEDIA["recs"][label] = [n for n, _ in recs]
-    for n, p in photos:
-      _MEDIA["cutouts"][n] = _cutout(p)
-    _MEDIA["recordings"].update(recs)
+    images, sounds = src.class_sources(label)
+    for source in images:
+      for v in source.variants:
+        _MEDIA["cutouts"][v] = _cutout(src.load_image(root, v), v)
+    for source in sounds:
+      for v in source.variants:
+        takes = src.load_sound(root, v)
+        _MEDIA["takes"][v] = [name for name, _ in takes]
+        _MEDIA["recordings"].update(takes)
   jobs = _plan(seed, labels, src.backgrounds(root), clips_per_split or _SPLIT_CLIPS)
   tmp = out_dir + f".tmp{os.getpid()}"
   shutil.rmtree(tmp, ignore_errors=True)
-  for split in _SPLIT_CLIPS:
+  for split in SPLITS:
     os.makedirs(os.path.join(tmp, split))
   for job in jobs:
     job["path"] = os.path.join(tmp, job["file"])
@@ -274,7 +348,7 @@ def build(out_dir: str, seed: int = 0, *, classes: Optional[int] = None,
   counts = collections.Counter((r["split"], r["label"]) for r in rows)
   return {"dir": out_dir, "seconds": time.time() - start, "clips": len(rows),
           "per_split": dict(collections.Counter(r["split"] for r in rows)),
-          "per_class": {l: {s: counts[(s, l)] for s in _SPLIT_CLIPS} for l in labels}}
+          "per_class": {l: {s: counts[(s, l)] for s in SPLITS} for l in labels}}
 
 
 def ensure_embedded(out_dir: Optional[str] = None, seed: int = 0) -> str:

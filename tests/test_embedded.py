@@ -36,7 +36,9 @@ def small(tmp_path_factory):
 
 def test_files_decode_and_match_labels(small):
   rows = _rows(small)
-  assert len(rows) == 4 * 4
+  # 4 classes: 2 train and 1 test clips each; val clips only for classes with a val picture
+  # and a val recording (5 or more of each).
+  assert [sum(r["split"] == s for r in rows) for s in ("train", "val", "test")] == [8, 1, 4]
   on_disk = {os.path.relpath(os.path.join(r, f), small)
              for r, _, fs in os.walk(small) for f in fs if f.endswith(".mp4")}
   assert on_disk == {r["file"] for r in rows}
@@ -49,16 +51,55 @@ def test_files_decode_and_match_labels(small):
     assert r["fps"] == 8 and r["duration"] == 3.0
 
 
-def test_splits_disjoint(small):
-  rows = _rows(small)
-  by_split = {}
+def _media(row: dict, field: str) -> set[str]:
+  """The media files behind a clip's image or sound: its source's variants (a mirror image
+  or a playback rate is a variant of the same file)."""
+  return set(row["sources"][field].split("+"))
+
+
+def _check_independent(rows: list[dict]) -> None:
+  """No picture, recording or background (distractors' pictures included) in two splits;
+  every clip's variant is one of its source's files."""
+  used = {}
   for r in rows:
-    by_split.setdefault(r["split"], set()).add((r["label"], r["photo"], r["recording"]))
-  assert set(by_split) == {"train", "val", "test"}
-  assert not by_split["train"] & by_split["val"]
-  assert not by_split["train"] & by_split["test"]
-  assert not by_split["val"] & by_split["test"]
-  assert len({r["file"] for r in rows}) == len(rows)
+    assert r["photo"].split("#")[0] in _media(r, "image")
+    assert r["recording"].split("@")[0].split(":phrase")[0] in _media(r, "sound")
+    media = ({("image", m) for m in _media(r, "image")}
+             | {("image", m) for d in r["sources"]["distractors"] for m in d.split("+")}
+             | {("sound", m) for m in _media(r, "sound")}
+             | {("background", r["sources"]["background"])})
+    for item in media:
+      used.setdefault(item, set()).add(r["split"])
+  shared = {item: splits for item, splits in used.items() if len(splits) > 1}
+  assert not shared, shared
+
+
+def test_the_embedded_splits_share_no_picture_recording_or_background(embedded_dir):
+  # The default build, read from its labels file alone.
+  rows = _rows(embedded_dir)
+  _check_independent(rows)
+  test = [r for r in rows if r["split"] == "test"]
+  labels = {r["label"] for r in rows}
+  assert {r["label"] for r in test} == labels
+  for label in labels:
+    clips = [r for r in test if r["label"] == label]
+    assert len(clips) >= 3, label
+    assert len({r["sources"]["image"] for r in clips}) >= 2, label
+    assert len({r["sources"]["sound"] for r in clips}) >= 2, label
+  assert sum(r["split"] == "val" for r in rows) > 0
+
+
+def test_every_seed_plans_independent_splits():
+  labels = list(embedded.src.CLASSES)
+  for seed in range(20):
+    plan = embedded.plan_splits(seed, labels)
+    for label, kinds in plan.items():
+      for kind, splits in kinds.items():
+        names = [s.name for split in splits.values() for s in split]
+        assert len(names) == len(set(names)), (seed, label, kind)
+        assert len(splits["test"]) == 2 and splits["train"], (seed, label, kind)
+      # Training keeps a real photo when the class has one.
+      assert any(s.kind == "photo" for s in kinds["images"]["train"]), (seed, label)
 
 
 def test_boxes_cover_objects(small):

@@ -19,7 +19,7 @@ from data_pipeline.formats import common
 LABELS = "labels.jsonl"
 
 # Bumped whenever the clips change, so that a cached older build is not reused.
-VERSION = 3
+VERSION = 4
 
 
 def cache_root() -> str:
@@ -28,7 +28,7 @@ def cache_root() -> str:
 
 
 def dir_name() -> str:
-  """The build's folder name in a cache, with the version: `embedded-v3`."""
+  """The build's folder name in a cache, with the version: `embedded-v4`."""
   return f"embedded-v{VERSION}"
 
 

@@ -252,7 +252,7 @@ def test_eight_devices_compute_what_one_device_computes(tmp_path, embedded_dir):
   one, eight = _train_on_devices(tmp_path, 1), _train_on_devices(tmp_path, 8)
   assert one.pop("devices") == 1 and eight.pop("devices") == 8
   for key in one:  # same global batch; only the reduction order differs
-    np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=3e-5, err_msg=key)
 
 
 def test_tiny_net_learns_correspondence_on_a_small_slice(tmp_path, embedded_dir):

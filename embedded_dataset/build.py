@@ -190,9 +190,9 @@ def _encode(path: str, frames: list, audio: np.ndarray) -> None:
 
 def _deal(rng, sources: list, image: bool) -> dict[str, list]:
   """Assigns a class's sources to splits: 2 to test, 1 to val when there are 5 or more, the
-  rest to train (so a class with 4 keeps 2 for training). Real photos and drawings (recordings and soundfont renders) are dealt in
-  turn, so test holds one of each where it can; training keeps a real photo when the class
-  has one."""
+  rest to train (so a class with 4 keeps 2 for training). Real photos and drawings
+  (recordings and soundfont renders) are dealt in turn, so test holds one of each where it
+  can; training keeps a real photo when the class has one."""
   first = [s for s in sources if s.kind in ("photo", "recording")]
   second = [s for s in sources if s not in first]
   first = [first[i] for i in rng.permutation(len(first))]

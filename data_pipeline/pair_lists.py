@@ -1,4 +1,4 @@
-"""Published non-sounding pair lists: the sound each test image is scored with when it is not its own.
+"""Published non-sounding pair lists: the sound each test image is scored with instead of its own.
 
 The Extended Flickr-SoundNet and Extended VGG-SS benchmarks (Mo & Morgado, NeurIPS 2022) ship
 their non-sounding pairs as CSV files (SLAVC's `metadata/flickr_test_plus_silent.csv` and

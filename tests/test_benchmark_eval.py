@@ -126,7 +126,8 @@ def test_a_published_pair_list_gives_the_non_sounding_sounds(tmp_path):
   dataset = index.load_dataset(cfg, progress=False)
   clips = dataset.split("test")
   resolved = pair_lists.resolve(str(listed), clips, dataset.clips, dataset.root)
-  assert (resolved.rows, resolved.unknown_images, resolved.unknown_sounds) == (4, ["nope"], ["gone"])
+  assert resolved.rows == 4
+  assert (resolved.unknown_images, resolved.unknown_sounds) == (["nope"], ["gone"])
   rows = list(pipeline.eval_rows(cfg, clips, seed=0, mode="extended",
                                  negatives=resolved.negatives))
   other = {clips[r["clip_index"]].clip_id: r["wave"] for r in rows

@@ -1,8 +1,9 @@
 """The clip table: one row per usable clip, the currency between indexing and sampling.
 
 Every dataset format (a folder of videos, VGGSound, AudioSet, Kinetics, Flickr-SoundNet,
-VGG-SS, the embedded dataset) is read into a list of `Clip`s; the Grain pipeline only ever
-sees `Clip`s. Boxes are normalised to [0, 1] of the full frame as (x0, y0, x1, y1).
+VGG-SS, the embedded dataset, and the audio-only ESC-50, UrbanSound8K, DCASE 2013 and sound
+folders) is read into a list of `Clip`s; the Grain pipeline only ever sees `Clip`s. An
+audio-only clip (`path` a sound file) serves probes and embedding, never AVC training. Boxes are normalised to [0, 1] of the full frame as (x0, y0, x1, y1).
 
 Localisation ground truth: by default the target box of the evaluated frame. Datasets annotated
 on one frame with several boxes (Flickr-SoundNet: one box per annotator; VGG-SS: one box per
@@ -18,6 +19,8 @@ import dataclasses
 import json
 from typing import Optional, Sequence
 
+from data_pipeline import media
+
 Box = tuple[float, float, float, float]
 
 
@@ -26,7 +29,8 @@ class Clip:
   """One video (or one still image with its sound) that training and evaluation can use.
 
   Attributes:
-    path: video file, or an image file when the frame and the audio are separate files.
+    path: video file, an image file when the frame and the audio are separate files, or a sound
+      file for an audio-only clip.
     audio_path: file holding the audio track; equal to `path` for videos.
     duration: seconds of usable media (the shorter of the audio and video streams).
     fps: video frame rate; None for a still image (every time maps to the one frame).
@@ -42,6 +46,7 @@ class Clip:
       ground-truth box of that frame: one per annotator (Flickr-SoundNet) or per sounding
       object (VGG-SS). Empty: the target box is the ground truth.
     gt_consensus: how many of gt_boxes must cover a pixel for it to count fully (>= 1).
+    fold: the dataset's official cross-validation fold (ESC-50, UrbanSound8K); 0 = none.
   """
   path: str
   audio_path: str
@@ -57,6 +62,12 @@ class Clip:
   clip_id: str = ""
   gt_boxes: tuple[Box, ...] = ()
   gt_consensus: int = 1
+  fold: int = 0
+
+  @property
+  def audio_only(self) -> bool:
+    """Whether the clip is a sound without a picture (an ESC-50 or UrbanSound8K file)."""
+    return media.media_kind(self.path) == "audio"
 
   @property
   def label(self) -> Optional[str]:

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Callable, Optional
 
+from data_pipeline import media
 from data_pipeline import media_check
 from data_pipeline.clips import Clip
 from data_pipeline.clips import DataError
@@ -26,6 +27,7 @@ from data_pipeline.formats import common
 from data_pipeline.formats import embedded
 
 MIN_SECONDS = media_check.MIN_SECONDS
+MIN_AUDIO_ONLY_SECONDS = media_check.MIN_AUDIO_ONLY_SECONDS
 VAL_FRACTION = 0.1
 
 
@@ -55,6 +57,20 @@ class Dataset:
   def split(self, name: str) -> list[Clip]:
     """The clips of one split ("train", "val" or "test"), in table order."""
     return [clip for clip in self.clips if clip.split == name]
+
+
+def require_pictures(dataset: Dataset) -> None:
+  """Refuses a dataset of sounds without pictures for AVC training and evaluation.
+
+  Raises:
+    DataError: some clip is audio-only (ESC-50, UrbanSound8K, DCASE 2013, a sound folder).
+  """
+  sounds = sum(1 for clip in dataset.clips if clip.audio_only)
+  if sounds:
+    raise DataError(f"{sounds} of the {len(dataset.clips)} clips in {dataset.root} "
+                    f"({dataset.format}) are sounds without pictures: AVC training and "
+                    "evaluation need a frame with each sound; audio-only datasets serve "
+                    "--mode=probe (L3's linear probe)")
 
 
 def cache_dir(data_cfg) -> str:
@@ -130,8 +146,11 @@ def _build_clips(entries, results, skipped) -> list[Clip]:
       continue
     end = info["duration"] if entry.end is None else min(entry.end, info["duration"])
     duration = end - entry.start
-    if duration < MIN_SECONDS:
-      skipped.append((entry.path, f"segment shorter than {MIN_SECONDS:g} s"))
+    # A probe pads a short sound to its 1 s window; a picture needs a second of sound around it.
+    shortest = (MIN_AUDIO_ONLY_SECONDS if media.media_kind(entry.path) == "audio"
+                else MIN_SECONDS)
+    if duration < shortest:
+      skipped.append((entry.path, f"segment shorter than {shortest:g} s"))
       continue
     clip_id = entry.clip_id
     seen[clip_id] += 1
@@ -143,7 +162,8 @@ def _build_clips(entries, results, skipped) -> list[Clip]:
         audio_channels=int(info["audio_channels"]), labels=tuple(entry.labels),
         split=entry.split or common.hash_split(clip_id), start=float(entry.start),
         target_boxes=tuple(entry.target_boxes), distractor_boxes=tuple(entry.distractor_boxes),
-        clip_id=clip_id, gt_boxes=tuple(entry.gt_boxes), gt_consensus=int(entry.gt_consensus)))
+        clip_id=clip_id, gt_boxes=tuple(entry.gt_boxes), gt_consensus=int(entry.gt_consensus),
+        fold=int(entry.fold)))
   return clips
 
 

@@ -27,15 +27,19 @@ import numpy as np
 import tqdm
 
 from data_pipeline import decode
+from data_pipeline import media
 
 MIN_SECONDS = 1.0
+# An audio-only clip may be shorter (UrbanSound8K has slices of a tenth of a second): a probe
+# zero-pads it to its window.
+MIN_AUDIO_ONLY_SECONDS = 0.05
 # Peak absolute sample below which a track counts as silent (16-bit quantisation step: 3e-5).
 SILENCE_PEAK = 1e-4
 # Audio windows (1 s each) checked for silence, spread over the file.
 SILENCE_WINDOWS = 5
 DEFAULT_MEMORY_LIMIT_MB = 6144
 _PROBE_RATE = 16000
-_CACHE_VERSION = 2  # 1 cached transient failures as verdicts
+_CACHE_VERSION = 3  # 1 cached transient failures as verdicts; 2 refused sound-only files
 SAVE_EVERY_S = 30.0
 
 Item = tuple[str, str]  # (path, audio_path)
@@ -83,16 +87,22 @@ def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
       audio = decode.media_info(audio_path, timeout_s=timeout_s)
       info.update(audio_rate=audio["audio_rate"], audio_channels=audio["audio_channels"],
                   has_audio=audio["has_audio"])
-  if not info["has_video"]:
+  # A sound file on its own is an audio-only clip (probes, embedding); any other file needs
+  # a picture.
+  audio_only = media.media_kind(path) == "audio" and audio_path == path
+  if audio_only:
+    info["fps"] = None
+  elif not info["has_video"]:
     return _fail("no video stream")
   if not info["has_audio"]:
     return _fail("no audio stream")
   duration = info["duration"]
   if duration is None or not np.isfinite(duration):
     return _fail("unknown duration")
-  if duration < MIN_SECONDS:
-    return _fail(f"shorter than {MIN_SECONDS:g} s")
-  if not decode.is_image(path):
+  shortest = MIN_AUDIO_ONLY_SECONDS if audio_only else MIN_SECONDS
+  if duration < shortest:
+    return _fail(f"shorter than {shortest:g} s")
+  if not (audio_only or decode.is_image(path)):
     # The last frame must be where the headers say: a cut-off file has a shorter video.
     step = 1.0 / info["fps"] if info["fps"] else 0.1
     try:

@@ -1,7 +1,7 @@
 """The embedded dataset rewritten in the published benchmarks' layouts, to evaluate them end to end.
 
-  python -m embedded_dataset.layouts --layout {flickr,vggss} --out DIR [--source DIR]
-      [--splits test] [--max-clips N]
+  python -m embedded_dataset.layouts --layout {flickr,vggss,esc50,urbansound8k} --out DIR
+      [--source DIR] [--splits test] [--max-clips N]
 
 `flickr`: the Flickr-SoundNet layout of LVS / EZ-VSL, one still frame and one sound per id:
 `frames/<id>.jpg` (the clip's frame at its middle grid time, the frame a video clip is
@@ -15,12 +15,20 @@ second annotator gives the annotator-count map its half-weight ring). Id lists
 chosen splits' clips, each video linked (or copied) under `video/`, its bbox the target box at
 the middle grid time.
 
+`esc50` / `urbansound8k`: the audio-only layouts of L3's probe datasets, one sound per distinct
+recording of the chosen splits (a recording's playback rates are kept, its repeats over
+several pictures dropped): ESC-50's `meta/esc50.csv` + `audio/*.wav`, UrbanSound8K's
+`metadata/UrbanSound8K.csv` + `audio/fold<K>/*.wav`. Folds keep each sound source whole, as
+the real datasets' folds keep a source recording: a class's sources, in name order, are dealt
+to folds 1, 2, ... in turn (5 folds for ESC-50, 10 for UrbanSound8K).
+
 The source is the embedded build (default: where the library looks for it).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -35,7 +43,8 @@ from data_pipeline.clips import Clip, DataError
 from data_pipeline.formats import embedded
 from data_pipeline.formats import flickr as flickr_format
 
-LAYOUTS = ("flickr", "vggss")
+LAYOUTS = ("flickr", "vggss", "esc50", "urbansound8k")
+SOUND_FOLDS = {"esc50": 5, "urbansound8k": 10}
 SAMPLE_RATE = 48000
 AUDIO_SECONDS = 1.0     # the nets' window: which grid time counts as the middle
 GROWN_PX = 8            # the second annotator's box, grown on each side (256 scale)
@@ -129,6 +138,52 @@ def write_vggss(source: str, out: str, splits=("test",), max_clips: int = 0) -> 
   return len(items)
 
 
+def _sound_rows(source: str, splits, max_clips: int, n_folds: int) -> list[tuple[dict, int]]:
+  """(row, fold) of one clip per distinct recording (sound source and playback rate)."""
+  rows, seen = [], set()
+  for row in _rows(source, splits, 0):
+    if row["recording"] not in seen:
+      seen.add(row["recording"])
+      rows.append(row)
+  fold_of = {}
+  for label in sorted({r["label"] for r in rows}):
+    names = sorted({r["sources"]["sound"] for r in rows if r["label"] == label})
+    fold_of.update({(label, name): i % n_folds + 1 for i, name in enumerate(names)})
+  out = [(r, fold_of[(r["label"], r["sources"]["sound"])]) for r in rows]
+  return out[:max_clips] if max_clips > 0 else out
+
+
+def write_sounds(source: str, out: str, splits=("train", "val", "test"), max_clips: int = 0,
+                 layout: str = "esc50") -> int:
+  """Writes the ESC-50 or UrbanSound8K layout; returns the number of sounds written."""
+  rows = _sound_rows(source, splits, max_clips, SOUND_FOLDS[layout])
+  classes = sorted({r["label"] for r, _ in rows})
+  table = []
+  for row, fold in rows:
+    clip_id, target = _clip_id(row), classes.index(row["label"])
+    if layout == "esc50":
+      name, folder = f"{fold}-{clip_id}-A-{target}.wav", os.path.join(out, "audio")
+      table.append([name, fold, target, row["label"], "False", clip_id, "A"])
+    else:
+      name, folder = f"{clip_id}.wav", os.path.join(out, "audio", f"fold{fold}")
+      table.append([name, clip_id, 0.0, float(row["duration"]), 1, fold, target,
+                    row["label"]])
+    os.makedirs(folder, exist_ok=True)
+    duration = float(row["duration"])
+    _write_wav(os.path.join(folder, name),
+               decode.read_audio(os.path.join(source, row["file"]), duration / 2, duration,
+                                 SAMPLE_RATE))
+  meta = (os.path.join(out, "meta", "esc50.csv") if layout == "esc50"
+          else os.path.join(out, "metadata", "UrbanSound8K.csv"))
+  header = (["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+            if layout == "esc50" else ["slice_file_name", "fsID", "start", "end", "salience",
+                                       "fold", "classID", "class"])
+  os.makedirs(os.path.dirname(meta), exist_ok=True)
+  with open(meta, "w", newline="") as f:
+    csv.writer(f).writerows([header] + table)
+  return len(table)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m embedded_dataset.layouts",
                                    description=__doc__.split("\n")[0])
@@ -137,7 +192,7 @@ def main(argv=None) -> int:
   parser.add_argument("--source", default=None,
                       help=f"the embedded build (default: {embedded.default_dir()})")
   parser.add_argument("--splits", default=None,
-                      help="comma-separated splits (default: flickr all, vggss test)")
+                      help="comma-separated splits (default: vggss test, the others all)")
   parser.add_argument("--max-clips", type=int, default=0, help="0 = every clip")
   args = parser.parse_args(argv)
   source = args.source or embedded.default_dir()
@@ -145,9 +200,10 @@ def main(argv=None) -> int:
     print(f"error: no embedded build in {source}: run `python -m embedded_dataset` first",
           file=sys.stderr)
     return 1
-  write = write_flickr if args.layout == "flickr" else write_vggss
+  write = {"flickr": write_flickr, "vggss": write_vggss}.get(
+      args.layout, lambda *a: write_sounds(*a, layout=args.layout))
   splits = tuple(args.splits.split(",")) if args.splits else (
-      ("train", "val", "test") if args.layout == "flickr" else ("test",))
+      ("test",) if args.layout == "vggss" else ("train", "val", "test"))
   try:
     n = write(source, args.out, splits, args.max_clips)
   except (DataError, OSError) as e:

@@ -1,17 +1,22 @@
 """Readers of dataset metadata formats, and detection of the format from the files in a root.
 
 Each module has `detect(root) -> bool` and `read(root) -> common.Listing`. Detection tries the
-most specific layouts first; a plain folder of videos is the fallback.
+most specific layouts first; a plain folder of videos, then of sounds, is the fallback. The
+audio-only formats (esc50, urbansound8k, dcase2013, sounds) serve probes and embedding.
 """
 
 from __future__ import annotations
 
 from data_pipeline.formats import audioset
 from data_pipeline.formats import common
+from data_pipeline.formats import dcase2013
 from data_pipeline.formats import embedded
+from data_pipeline.formats import esc50
 from data_pipeline.formats import flickr
 from data_pipeline.formats import folder
 from data_pipeline.formats import kinetics
+from data_pipeline.formats import sounds
+from data_pipeline.formats import urbansound8k
 from data_pipeline.formats import vggsound
 from data_pipeline.formats import vggss
 
@@ -23,11 +28,17 @@ READERS = {
     "audioset": audioset,
     "kinetics": kinetics,
     "vggsound": vggsound,
+    "esc50": esc50,
+    "urbansound8k": urbansound8k,
+    "dcase2013": dcase2013,
     "folder": folder,
+    "sounds": sounds,
 }
 ALIASES = {"flickr-soundnet": "flickr", "flickr_soundnet": "flickr", "soundnet": "flickr",
            "vgg-ss": "vggss", "vgg_ss": "vggss", "videos": "folder", "kinetics400": "kinetics",
-           "kinetics-400": "kinetics", "vgg-sound": "vggsound"}
+           "kinetics-400": "kinetics", "vgg-sound": "vggsound", "esc-50": "esc50",
+           "us8k": "urbansound8k", "urbansound": "urbansound8k", "dcase": "dcase2013",
+           "dcase2013-scenes": "dcase2013", "audio": "sounds", "sound-folder": "sounds"}
 
 
 def canonical(name: str) -> str:

@@ -30,6 +30,7 @@ class Entry:
   clip_id: str = ""
   gt_boxes: tuple[Box, ...] = ()  # see clips.Clip
   gt_consensus: int = 1
+  fold: int = 0  # official cross-validation fold; 0 = none
 
   def __post_init__(self):
     self.audio_path = self.audio_path or self.path
@@ -172,6 +173,20 @@ def first_lines(path: str, n: int) -> list[str]:
   """The first n lines of a UTF-8 text file (a byte-order mark dropped; "" past its end)."""
   with open(path, encoding="utf-8-sig") as f:
     return [f.readline() for _ in range(n)]
+
+
+def header_columns(header: list[str], wanted: tuple[str, ...], name: str) -> dict[str, int]:
+  """Index of each wanted column in a CSV header (names compared in lower case).
+
+  Raises:
+    ValueError: a wanted column is missing (the message names the file and the columns).
+  """
+  where = {cell.lower(): i for i, cell in enumerate(header)}
+  missing = [c for c in wanted if c not in where]
+  if missing:
+    raise ValueError(f"{name} has no column {', '.join(missing)} (its header: "
+                     f"{', '.join(header) or 'empty'})")
+  return {c: where[c] for c in wanted}
 
 
 def read_csv_rows(path: str, skip_comments: bool = False) -> list[list[str]]:

@@ -1,7 +1,7 @@
 """avjax entry point: flags only.
 
-  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol [--mode=train|eval|export]
-      [--export_dir=DIR] [--config.train.batch_size=64 ...]
+  python -m avjax.main --experiment=avol:demo --workdir=/tmp/avol
+      [--mode=train|eval|export|probe] [--export_dir=DIR] [--config.train.batch_size=64 ...]
 
 Any config field can be overridden with --config.SECTION.KEY=VALUE.
 """
@@ -16,9 +16,11 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "NAME[:VARIANT], e.g. avol, avol:demo, l3:tiny.")
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "export"],
-                  "Train (resuming if possible), evaluate, or export for inference.")
-flags.DEFINE_integer("checkpoint", None, "Step to evaluate or export (default: the latest).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "export", "probe"],
+                  "Train (resuming if possible), evaluate, export for inference, or run L3's "
+                  "linear probe of the audio tower on --config.probe.root.")
+flags.DEFINE_integer("checkpoint", None,
+                     "Step to evaluate, export or probe (default: the latest).")
 flags.DEFINE_string("export_dir", None, "Where --mode=export writes (default: WORKDIR/export).")
 flags.DEFINE_string("split", "test", "Split to evaluate in --mode=eval.")
 flags.DEFINE_list("allow_resume_change", [],
@@ -67,6 +69,7 @@ def main(args: Args) -> None:
   from avjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   from avjax.train import evaluation as evaluation_lib  # pylint: disable=g-import-not-at-top
   from avjax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  from avjax.train import linear_probe  # pylint: disable=g-import-not-at-top
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from avjax.visualise import eval_pictures  # pylint: disable=g-import-not-at-top
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
@@ -85,6 +88,8 @@ def main(args: Args) -> None:
       export_dir = export_lib.export(config, FLAGS.workdir, export_dir, FLAGS.checkpoint)
       print(f"Exported to {export_dir} (embed with: python -m avjax.embed "
             f"--model={export_dir} FILE_OR_FOLDER...)")
+    elif FLAGS.mode == "probe":
+      linear_probe.probe_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
     else:
       evaluation = evaluation_lib.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint,
                                                       FLAGS.split)

@@ -5,7 +5,7 @@ Each experiment file composes these into its own variants; nothing here branches
 
 import ml_collections
 
-from avjax.evaluate.config import default_eval_config
+from avjax.evaluate.config import default_eval_config, default_probe_config
 from data_pipeline.config import default_data_config
 
 
@@ -49,6 +49,7 @@ def paper_config(experiment: str, model: ml_collections.ConfigDict) -> ml_collec
   config.train = paper_train_config()
   config.eval = default_eval_config()
   config.eval.every_steps = 10_000
+  config.probe = default_probe_config()
   return config
 
 

@@ -13,7 +13,7 @@ def default_eval_config() -> ml_collections.ConfigDict:
   `evaluators`, so any of them can be overridden.
   """
   config = ml_collections.ConfigDict(dict(
-      evaluators=("avc", "retrieval", "localisation", "probe"),
+      evaluators=("avc", "retrieval", "localisation", "quick_probe"),
       every_steps=10_000,   # 0 = no evaluation during training
       batch_size=64,
       seed=0,               # fixes the eval pairs (negatives), frame choice and bootstrap
@@ -28,3 +28,19 @@ def default_eval_config() -> ml_collections.ConfigDict:
       raise ValueError(f"evaluator name '{name}' is a general eval setting")
     config[name] = ml_collections.ConfigDict(dict(evaluator.defaults))
   return config
+
+
+def default_probe_config() -> ml_collections.ConfigDict:
+  """Settings of --mode=probe, L3's linear probe of the audio tower (avjax.train.linear_probe):
+  the dataset it reads and the protocol's sizes (avjax.evaluate.svm_probe)."""
+  return ml_collections.ConfigDict(dict(
+      root="",             # the probe's dataset: ESC-50, UrbanSound8K, DCASE 2013, sounds...
+      format="",           # "" -> detected from the files under root
+      grid=(4, 3),         # conv4_2 max-pooled to this frequency x time grid (L3: 4 x 3)
+      c_grid=(0.001, 0.01, 0.1, 1.0),  # the SVM's C, chosen inside the training folds
+      folds=5,             # folds dealt (stratified) when the dataset has no official ones
+      max_windows=0,       # 1 s windows per clip (0: every whole second, at least one)
+      batch_size=64,
+      bootstrap_samples=1000,  # draws of clips (within folds) behind the 95% intervals
+      seed=0,
+  ))

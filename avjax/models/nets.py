@@ -70,6 +70,10 @@ class AVNet(nn.Module):
     vision = self.vision_tower(normalise_image(image), train)
     return self.head_module.pairwise(vision, self.audio_tower(audio, train))
 
+  def audio_probe_map(self, audio: jnp.ndarray) -> jnp.ndarray:
+    """The audio tower's conv4_2 before its ReLU, [B, h, w, C] (L3's probe features)."""
+    return self.audio_tower(audio, False)["pre_relu"].astype(jnp.float32)
+
   def embed_image(self, image: jnp.ndarray) -> jnp.ndarray:
     """The image's joint embedding (tower features for L3-Net, which has no joint space)."""
     return self.head_module.embed_image(self.vision_tower(normalise_image(image), False))

@@ -1,7 +1,8 @@
 """The conv tower shared by the vision and audio sides of L3-Net, AVE-Net and AVOL-Net.
 
 Four blocks of [conv3x3 -> BatchNorm -> ReLU] x 2; 2x2 max-pool after the first three blocks;
-the fourth block's output (conv4_2) is kept as a map and global max-pooled (pool4) to one vector.
+the fourth block's output (conv4_2) is kept as a map and global max-pooled (pool4) to one vector;
+conv4_2 before its ReLU is kept too, for L3's linear probe.
 """
 
 from typing import Any, Sequence
@@ -33,7 +34,8 @@ class ConvTower(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
-    """Maps [B, H, W, C] to {"map": conv4_2 [B, h, w, widths[-1]], "pooled": [B, widths[-1]]}."""
+    """Maps [B, H, W, C] to {"map": conv4_2 [B, h, w, widths[-1]], "pooled": [B, widths[-1]],
+    "pre_relu": conv4_2 before its ReLU (after its BatchNorm), L3's probe features}."""
     x = x.astype(self.dtype)
     for block, channels in enumerate(self.widths):
       for layer in range(2):
@@ -41,7 +43,8 @@ class ConvTower(nn.Module):
         x = conv.Conv3x3(channels, stride, self.dtype, name=f"conv{block + 1}_{layer + 1}")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
                          name=f"bn{block + 1}_{layer + 1}")(x)
+        pre_relu = x
         x = nn.relu(x)
       if block < len(self.widths) - 1:
         x = conv.max_pool_2x2(x)
-    return {"map": x, "pooled": jnp.max(x, axis=(1, 2))}
+    return {"map": x, "pooled": jnp.max(x, axis=(1, 2)), "pre_relu": pre_relu}

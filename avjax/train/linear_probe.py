@@ -1,0 +1,217 @@
+"""--mode=probe: L3's linear probe of a checkpoint's audio tower on an audio dataset.
+
+    python -m avjax.main --experiment=l3:demo --workdir=W --mode=probe \\
+        --config.probe.root=/data/ESC-50
+
+Restores the checkpoint (the latest, or --checkpoint), indexes probe.root (ESC-50,
+UrbanSound8K, DCASE 2013, a folder of sounds, or any video dataset: its soundtracks), decodes
+each clip once into its 1 s windows, and scores under `avjax.evaluate.svm_probe`'s protocol:
+  trained      the checkpoint's conv4_2 before ReLU, max-pooled to probe.grid;
+  untrained    the same features of the initialisation training starts from (config.seed),
+               L3's "Ours random" row (62.5% on ESC-50);
+  spectrogram  the raw input: each frequency bin's mean and deviation over the window;
+  majority     each fold's most frequent training class.
+Prints the table (mean over folds with its 95% interval, each fold, the gain over the
+untrained net) and writes WORKDIR/probe/<dataset>.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from avjax.errors import ConfigError
+from avjax.evaluate import intervals, svm_probe
+from avjax.models import build_model, nets
+from avjax.train import checkpoint as checkpoint_lib
+from avjax.train import state as state_lib
+from avjax.train.setup import check_workdir
+from avjax import runtime
+from data_pipeline import decode, features, index
+from data_pipeline.clips import Clip, DataError, class_names
+
+FEATURE_SETS = ("trained", "untrained", "spectrogram")
+
+
+@dataclasses.dataclass
+class Windows:
+  """Every clip's 1 s windows as network inputs, and which clip each came from."""
+  spectrograms: np.ndarray  # float32 [W, F, T, 1]
+  clip: np.ndarray          # int [W]
+
+
+def window_count(clip: Clip, seconds: float, max_windows: int = 0) -> int:
+  """Whole windows of `seconds` in the clip (at least one: a short sound is zero-padded)."""
+  n = max(1, int(math.floor(clip.duration / seconds + 1e-6)))
+  return min(n, max_windows) if max_windows > 0 else n
+
+
+def clip_windows(clips: Sequence[Clip], data_cfg: ml_collections.ConfigDict,
+                 max_windows: int = 0, progress: bool = True) -> Windows:
+  """Decodes each clip's sound once (at data.sample_rate) and cuts it into consecutive windows
+  of data.audio_seconds from the clip's start; a clip with room for one window gives its
+  middle one (zero-padded round a sound shorter than the window)."""
+  seconds, rate = data_cfg.audio_seconds, data_cfg.sample_rate
+  step = int(round(seconds * rate))
+  specs, owner = [], []
+  for i, clip in enumerate(tqdm.tqdm(clips, desc="probe windows", unit="clip",
+                                     disable=not progress)):
+    n = window_count(clip, seconds, max_windows)
+    centre = clip.start + (n * seconds if n > 1 else clip.duration) / 2
+    try:
+      wave = decode.read_audio(clip.audio_path, centre, n * seconds, rate,
+                               timeout_s=data_cfg.per_file_timeout_s)
+    except decode.DecodeError as err:
+      raise DataError(f"cannot decode the sound of {clip.audio_path}: {err}") from None
+    for k in range(n):
+      specs.append(features.spectrogram_from_config(wave[k * step:(k + 1) * step], data_cfg))
+      owner.append(i)
+  return Windows(np.stack(specs), np.asarray(owner))
+
+
+def tower_features(model: nets.AVNet, variables: dict, spectrograms: np.ndarray,
+                   grid: Sequence[int], batch_size: int) -> np.ndarray:
+  """conv4_2 before ReLU of every window, max-pooled to the grid: float32 [W, gh * gw * C]."""
+  run = jax.jit(lambda v, x: model.apply(v, x, method=nets.AVNet.audio_probe_map))
+  out = []
+  for start in range(0, len(spectrograms), batch_size):
+    batch = spectrograms[start:start + batch_size]
+    rows = len(batch)
+    if rows < batch_size:  # one compiled shape for every batch
+      batch = np.concatenate([batch, np.zeros((batch_size - rows, *batch.shape[1:]),
+                                              batch.dtype)])
+    out.append(svm_probe.grid_max_pool(np.asarray(run(variables, batch))[:rows], grid))
+  return np.concatenate(out)
+
+
+def _labels_and_folds(clips: Sequence[Clip], n_folds: int, seed: int):
+  classes = class_names(clips)
+  labels = np.array([classes.index(c.label) for c in clips])
+  if all(c.fold > 0 for c in clips):
+    return classes, labels, np.array([c.fold for c in clips]), "official"
+  return classes, labels, svm_probe.stratified_folds(labels, n_folds, seed), "stratified"
+
+
+def _probe_clips(probe_cfg, data_cfg) -> tuple[index.Dataset, list[Clip]]:
+  if not probe_cfg.root:
+    raise ConfigError("--mode=probe needs the dataset to probe: --config.probe.root=DIR "
+                      "(ESC-50, UrbanSound8K, DCASE 2013 or a folder of sounds by class)")
+  cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+  cfg.root, cfg.format, cfg.max_clips = probe_cfg.root, probe_cfg.format, 0
+  dataset = index.load_dataset(cfg)
+  clips = [c for c in dataset.clips if c.label is not None]
+  if len(class_names(clips)) < 2:
+    raise DataError(f"the probe needs labelled clips of 2 or more classes; {dataset.root} has "
+                    f"{len(class_names(clips))} class(es) over {len(clips)} labelled clip(s)")
+  return dataset, clips
+
+
+def _variables(train_state) -> dict:
+  return {"params": train_state.params, "batch_stats": train_state.batch_stats}
+
+
+def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                     checkpoint_step: Optional[int] = None, progress: bool = True) -> dict:
+  """Runs the probe (see the module docstring); returns what it writes to the JSON file."""
+  check_workdir(workdir)
+  pc = config.probe
+  grid = tuple(int(g) for g in pc.grid)
+  c_grid = tuple(float(c) for c in pc.c_grid)
+  if len(grid) != 2 or min(grid) < 1 or not c_grid or min(c_grid) <= 0:
+    raise ConfigError(f"probe.grid needs two sizes >= 1 and probe.c_grid positive values; got "
+                      f"{grid} and {c_grid}")
+  model = build_model(config.model)
+  initial = state_lib.create_train_state(model, state_lib.make_optimizer(config.train), config,
+                                         runtime.data_mesh())
+  ckpt = checkpoint_lib.Checkpointer(workdir)
+  try:
+    step, trained = ckpt.restore_good(initial, requested=checkpoint_step)
+    if step is None:
+      ckpt.step_to_restore(checkpoint_step)  # raises: no checkpoint, train first
+  finally:
+    ckpt.close()
+  dataset, clips = _probe_clips(pc, config.data)
+  classes, labels, folds, fold_kind = _labels_and_folds(clips, pc.folds, pc.seed)
+  windows = clip_windows(clips, config.data, pc.max_windows, progress)
+  feats = {
+      "trained": tower_features(model, _variables(trained), windows.spectrograms, grid,
+                                pc.batch_size),
+      "untrained": tower_features(model, _variables(initial), windows.spectrograms, grid,
+                                  pc.batch_size),
+      "spectrogram": svm_probe.spectrogram_features(windows.spectrograms),
+  }
+  results = {}
+  for name in tqdm.tqdm(FEATURE_SETS, desc="probe SVMs", disable=not progress):
+    results[name] = svm_probe.svm_probe(feats[name], windows.clip, labels, folds, c_grid,
+                                        pc.seed)
+  results["majority"] = svm_probe.majority_probe(labels, folds)
+  report = _report(results, feats, folds, pc, dict(
+      step=int(step), dataset=dataset.root, format=dataset.format, clips=len(clips),
+      classes=len(classes), windows=len(windows.clip), folds=int(len(np.unique(folds))),
+      fold_kind=fold_kind, grid=list(grid), c_grid=list(c_grid),
+      window_seconds=float(config.data.audio_seconds),
+      spectrogram=list(windows.spectrograms.shape[1:3])))
+  if jax.process_index() == 0:
+    out_dir = os.path.join(workdir, "probe")
+    os.makedirs(out_dir, exist_ok=True)
+    name = os.path.basename(os.path.normpath(dataset.root)) or "probe"
+    path = os.path.join(out_dir, f"{name}.json")
+    with open(path, "w") as f:
+      json.dump(report, f, indent=2)
+    print(format_probe_table(report))
+    print(f"Probe results written to {path}")
+  return report
+
+
+def _report(results, feats, folds, pc, facts: dict) -> dict:
+  draws = svm_probe.bootstrap_fold_means({k: r.hits for k, r in results.items()}, folds,
+                                         int(pc.bootstrap_samples), int(pc.seed))
+  rows = {}
+  for name, r in results.items():
+    row = dict(accuracy=r.mean_accuracy, ci95=intervals.interval(draws[name]),
+               fold_accuracy=r.fold_accuracy, chosen_c=r.chosen_c,
+               dims=int(feats[name].shape[1]) if name in feats else 0)
+    for base in ("untrained", "majority"):
+      if name in feats and (base == "majority" or name == "trained"):
+        row[f"gain_over_{base}"] = r.mean_accuracy - results[base].mean_accuracy
+        row[f"gain_over_{base}_ci95"] = intervals.interval(draws[name] - draws[base])
+    rows[name] = row
+  return dict(protocol="L3 linear probe (Arandjelovic & Zisserman 2017, Sec. 4.2)",
+              **facts, folds_ids=results["majority"].folds, results=rows)
+
+
+def _ci(bounds, signed: bool = False) -> str:
+  f = "{:+.3f}" if signed else "{:.3f}"
+  return "[" + ", ".join(f.format(b) for b in bounds) + "]" if bounds else ""
+
+
+def format_probe_table(report: dict) -> str:
+  """The console table of a probe report."""
+  lines = [
+      f"L3 linear probe, step {report['step']}: {report['dataset']} ({report['format']}), "
+      f"{report['clips']} clips, {report['classes']} classes, {report['folds']} "
+      f"{report['fold_kind']} folds, {report['windows']} windows of "
+      f"{report['window_seconds']:g} s ({report['spectrogram'][0]}x{report['spectrogram'][1]} "
+      f"spectrograms)",
+      f"tower features: conv4_2 before ReLU, max-pooled to {report['grid'][0]}x"
+      f"{report['grid'][1]}; z-normalised on the training folds; linear SVM, C from "
+      f"{report['c_grid']} by leave-one-fold-out inside them; window scores averaged per clip",
+      f"{'features':<12} {'dims':>5}  {'accuracy':>8}  {'95% CI':<16} {'vs untrained':<24} "
+      f"{'vs majority':<24} per fold"]
+  for name, row in report["results"].items():
+    gains = []
+    for base in ("untrained", "majority"):
+      key = f"gain_over_{base}"
+      gains.append(f"{row[key]:+.3f} {_ci(row[key + '_ci95'], True)}" if key in row else "")
+    folds = " ".join(f"{a:.3f}" for a in row["fold_accuracy"])
+    lines.append(f"{name:<12} {row['dims'] or '':>5}  {row['accuracy']:8.4f}  "
+                 f"{_ci(row['ci95']):<16} {gains[0]:<24} {gains[1]:<24} {folds}")
+  return "\n".join(lines)

@@ -22,7 +22,10 @@ def default_data_config() -> ml_collections.ConfigDict:
       resize_size=256,
       image_size=224,
       # Pair sampling.
-      frame_grid=True,      # audio centres on multiples of 1/fps (False: the shortcut control)
+      frame_grid=True,      # audio centres on multiples of 1/fps (False: all off the grid)
+      # [OtS]'s shortcut: positives on the grid, negatives off it, so that the encoder's
+      # frame-alignment artefacts tell them apart (needs frame_grid; evaluate with avc_shortcut).
+      shortcut_control=False,
       jitter_seconds=0.0,   # L3: audio vs frame offset up to this many seconds
       # Augmentation (train only).
       augment=True,

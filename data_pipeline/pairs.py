@@ -63,8 +63,9 @@ def _frame_index(clip: Clip, t: float) -> int:
 
 
 def _draw_centre(clip: Clip, rng: np.random.Generator, data_cfg) -> float:
-  """An audio centre anywhere valid in the clip: on its grid, or uniform for the control."""
-  if clip.fps and data_cfg.frame_grid:
+  """A negative's audio centre anywhere valid in the clip: on its grid, or uniform when the
+  grid is off (frame_grid false) or the shortcut control moves negatives off it."""
+  if clip.fps and data_cfg.frame_grid and not data_cfg.get("shortcut_control", False):
     k_lo, k_hi = grid_indices(clip, data_cfg.audio_seconds)
     return int(rng.integers(k_lo, k_hi + 1)) / clip.fps
   lo, hi = _centre_range(clip, data_cfg.audio_seconds)
@@ -148,6 +149,16 @@ def sample_pair(clips: Sequence[Clip], clip_index: int, label: int, rng: np.rand
 def label_for_position(position: int) -> int:
   """Alternating labels along the shuffled epoch: exactly half positives (for an even count)."""
   return 1 - position % 2
+
+
+def off_grid(clip: Clip, t: float, audio_seconds: float, rng: np.random.Generator) -> float:
+  """A grid time t moved off the clip's grid by a uniform fraction in [0.25, 0.75] of a frame
+  (either way, kept inside the valid centres): how the shortcut control places negatives."""
+  if not clip.fps:
+    return t
+  lo, hi = _centre_range(clip, audio_seconds)
+  shift = rng.uniform(0.25, 0.75) / clip.fps
+  return float(t + shift if t + shift <= hi else max(lo, t - shift))
 
 
 def middle_grid_time(clip: Clip, audio_seconds: float) -> float:

@@ -245,21 +245,26 @@ def _eval_specs(clips: Sequence[Clip], i: int, mode: str, seed: int, audio_secon
   eval time a positive and a negative, whose sound is another video's at the same place in its
   grid; "positives": the middle only; "extended": the middle frame with its own sound, another
   video's (the negative of "pairs", or the sound `negatives[i]` indexes when a pair list is
-  given: none when it names no sound for clip i), silence and white noise."""
-  times = pairs.eval_grid_times(clips[i], audio_seconds,
-                                frames_per_clip if mode == "pairs" else 1)
+  given: none when it names no sound for clip i), silence and white noise; "shortcut_pairs":
+  as "pairs" with each negative's sound moved off its grid (pairs.off_grid), as the shortcut
+  control trains."""
+  paired = mode in ("pairs", "shortcut_pairs")
+  times = pairs.eval_grid_times(clips[i], audio_seconds, frames_per_clip if paired else 1)
   for f, t in enumerate(times):
     fi = pairs.frame_index_at(clips[i], t)
     yield pairs.PairSpec(i, t, fi, i, t, 1), "own"
-    if mode in ("pairs", "extended"):
+    if paired or mode == "extended":
       if negatives is not None:
         other = negatives.get(i)
       else:
         other = pairs._other_clip(clips, i, np.random.default_rng([seed, i, f]))  # pylint: disable=protected-access
       if other is not None:
         other_times = pairs.eval_grid_times(clips[other], audio_seconds, len(times))
-        yield (pairs.PairSpec(i, t, fi, other, other_times[min(f, len(other_times) - 1)], 0),
-               "other")
+        centre = other_times[min(f, len(other_times) - 1)]
+        if mode == "shortcut_pairs":
+          centre = pairs.off_grid(clips[other], centre, audio_seconds,
+                                  np.random.default_rng([seed, i, f, 0x0FF]))
+        yield pairs.PairSpec(i, t, fi, other, centre, 0), "other"
     if mode == "extended":
       yield pairs.PairSpec(i, t, fi, i, t, 0), "silence"
       yield pairs.PairSpec(i, t, fi, i, t, 0), "noise"
@@ -277,7 +282,7 @@ def _eval_wave(clips: Sequence[Clip], spec: pairs.PairSpec, kind: str, data_cfg,
   return decode_wave(clips[spec.audio_clip], spec.audio_center, data_cfg)
 
 
-EVAL_MODES = ("pairs", "positives", "extended")
+EVAL_MODES = ("pairs", "positives", "extended", "shortcut_pairs")
 
 
 def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs",
@@ -287,7 +292,8 @@ def eval_rows(data_cfg, clips: Sequence[Clip], *, seed: int, mode: str = "pairs"
   mode "pairs": per clip, frames_per_clip frames spread over its grid, each with its own
   sound (label 1) and another video's (label 0); "positives": the middle frame and its sound;
   "extended": the middle frame with its own sound (label 1), another video's, silence and
-  white noise (label 0; `audio_kind` indexes pairs.AUDIO_KINDS). `negatives` (extended mode,
+  white noise (label 0; `audio_kind` indexes pairs.AUDIO_KINDS); "shortcut_pairs": as
+  "pairs" with the negatives' sounds off their grid. `negatives` (extended mode,
   from a published pair list, see pair_lists): clip index -> the clip whose sound is that
   frame's non-sounding pair, in place of the seeded draw. Boxes are in network-image
   coordinates, -1 where unknown: target_box [4], distractor_boxes [D, 4], and the

@@ -166,7 +166,7 @@ def test_flickr_eval_from_the_command_line(workdir, tmp_path):
   results = _evaluate(workdir, "flickr", root, cache)
   _check_metrics(results, FLICKR_TEST_IMAGES)
   # No labels in Flickr-SoundNet: the probe says so instead of failing.
-  assert "note/probe" in results and "probe/audio_accuracy" not in results
+  assert "note/quick_probe" in results and "quick_probe/audio_accuracy" not in results
   _, _, rows = _test_rows("flickr", root, cache)
   reference = _reference_centre_cious(rows)
   assert results["baseline/centre/loc/ciou_mean"] == pytest.approx(reference.mean())

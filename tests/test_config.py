@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from avjax import config as config_lib
+from data_pipeline import media
 from avjax.errors import ConfigError
 import limits
 
@@ -26,21 +27,40 @@ def test_paper_is_the_default_variant_and_l3_keeps_stride_one():
   assert l3.data.sample_rate == 48000 and l3.data.image_size == 224
 
 
+def test_l3_has_its_papers_spectrogram_jitter_and_conv4_2_grid():
+  import jax  # pylint: disable=g-import-not-at-top
+  from avjax.models import build_model, nets  # pylint: disable=g-import-not-at-top
+  from avjax.train import state  # pylint: disable=g-import-not-at-top
+  l3, ave = config_lib.get_config("l3"), config_lib.get_config("ave")
+  assert media.spectrogram_shape(l3.data) == (257, 199, 1)  # [L3]; [OtS] 257 x 200
+  assert media.spectrogram_shape(ave.data) == (257, 200, 1)
+  assert all(config_lib.get_config(f"l3:{v}").data.jitter_seconds == 1.0
+             for v in ("paper", "demo", "tiny"))
+  assert ave.data.jitter_seconds == 0.0
+  # Shapes only (nothing is compiled): conv4_2 of the audio tower is L3's 32 x 24 x 512.
+  model = build_model(l3.model)
+  image, audio = state.dummy_inputs(l3.data)
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), image, audio))
+  conv4_2 = jax.eval_shape(lambda v: model.apply(v, audio, method=nets.AVNet.audio_probe_map),
+                           variables)
+  assert conv4_2.shape == (1, 32, 24, 512)
+
+
 def test_overrides_are_typed_by_the_field_they_replace():
   config = config_lib.get_config("avol:tiny", [
       "train.batch_size=64", "train.learning_rate=3e-4", "data.augment=false",
-      "data.root=/data/videos", "eval.evaluators=avc,probe"])
+      "data.root=/data/videos", "eval.evaluators=avc,quick_probe"])
   assert config.train.batch_size == 64 and isinstance(config.train.batch_size, int)
   assert config.train.learning_rate == pytest.approx(3e-4)
   assert config.data.augment is False
   assert config.data.root == "/data/videos"
-  assert tuple(config.eval.evaluators) == ("avc", "probe")
+  assert tuple(config.eval.evaluators) == ("avc", "quick_probe")
 
 
 def test_evaluator_blocks_are_overridden_like_any_section():
-  config = config_lib.get_config("avol:demo", ["eval.retrieval.k=5", "eval.probe.c=0.5"])
+  config = config_lib.get_config("avol:demo", ["eval.retrieval.k=5", "eval.quick_probe.c=0.5"])
   assert config.eval.retrieval.k == 5 and isinstance(config.eval.retrieval.k, int)
-  assert config.eval.probe.c == 0.5
+  assert config.eval.quick_probe.c == 0.5
   assert config.eval.avc.frames_per_clip == 10  # the demo variants' setting
   assert config_lib.get_config("avol").eval.avc.frames_per_clip == 1
   assert config_lib.ConfigError is ConfigError

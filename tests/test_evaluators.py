@@ -12,7 +12,7 @@ from avjax.evaluate import metrics, protocols, registry
 from avjax.evaluate.avc import AvcEvaluator
 from avjax.evaluate.common import Evaluator
 from avjax.evaluate.localisation import LocalisationEvaluator, trivial_maps
-from avjax.evaluate.probe import ProbeEvaluator
+from avjax.evaluate.quick_probe import QuickProbeEvaluator
 from avjax.evaluate.retrieval import RetrievalEvaluator
 from data_pipeline.clips import Clip
 
@@ -204,18 +204,18 @@ def test_probe_without_labelled_clips_gives_a_note():
   def unlabelled():
     for batch in make_batches("positives"):
       yield dict(batch, class_id=np.full_like(batch["class_id"], -1))
-  out = dict(ProbeEvaluator(unlabelled).run(toy_model("l3")))
-  assert "probe/audio_accuracy" not in out and "0 class(es)" in out["note/probe"]
+  out = dict(QuickProbeEvaluator(unlabelled).run(toy_model("l3")))
+  assert "quick_probe/audio_accuracy" not in out and "0 class(es)" in out["note/quick_probe"]
 
 
 def test_probe_separable_high_and_noise_near_chance():
-  ev = ProbeEvaluator(_positives(), folds=5)
+  ev = QuickProbeEvaluator(_positives(), folds=5)
   good = dict(ev.run(toy_model("l3")))
-  assert good["probe/audio_accuracy"] > 0.95 and good["probe/image_accuracy"] > 0.95
-  assert good["probe/chance"] == pytest.approx(0.2)
+  assert good["quick_probe/audio_accuracy"] > 0.95 and good["quick_probe/image_accuracy"] > 0.95
+  assert good["quick_probe/chance"] == pytest.approx(0.2)
   noise = dict(ev.run(toy_model("l3", quality="noise")))
-  assert abs(noise["probe/audio_accuracy"] - 0.2) < 0.12
-  assert abs(noise["probe/image_accuracy"] - 0.2) < 0.12
+  assert abs(noise["quick_probe/audio_accuracy"] - 0.2) < 0.12
+  assert abs(noise["quick_probe/image_accuracy"] - 0.2) < 0.12
 
 
 def test_run_evaluators_end_to_end_and_table():
@@ -227,7 +227,7 @@ def test_run_evaluators_end_to_end_and_table():
   # One pass over the pairs and ONE shared pass over the positives.
   assert len(calls) == -(-2 * NUM_CLIPS // BATCH) + -(-NUM_CLIPS // BATCH)
   expected = {"avc_accuracy", "ndcg30/im-im", "ndcg30/im-aud", "ndcg30/aud-im", "ndcg30/aud-aud",
-              "ndcg30/random", "probe/audio_accuracy", "probe/image_accuracy", "probe/chance"}
+              "ndcg30/random", "quick_probe/audio_accuracy", "quick_probe/image_accuracy", "quick_probe/chance"}
   for key in ("ciou_ap50", "auc", "ciou_mean", "pointing", "distractor_pick"):
     expected |= {f"loc/{key}", f"baseline/centre/loc/{key}"}
   assert expected <= set(results)
@@ -244,8 +244,8 @@ def test_run_evaluators_end_to_end_and_table():
   loc_line = next(line for line in table.splitlines() if line.startswith("loc/auc "))
   assert all(f"{name} {results[f'baseline/{name}/loc/auc']:.4f}" in loc_line
              for name in ("centre", "whole", "random"))
-  probe_line = next(line for line in table.splitlines() if line.startswith("probe/audio"))
-  assert "probe/chance" in probe_line
+  probe_line = next(line for line in table.splitlines() if line.startswith("quick_probe/audio"))
+  assert "quick_probe/chance" in probe_line
 
 
 def test_every_metric_gets_an_interval_counts_and_a_gain():
@@ -256,7 +256,7 @@ def test_every_metric_gets_an_interval_counts_and_a_gain():
                                      clip_ids=ids, bootstrap_samples=200, seed=0)
   scoring = results["scoring"]
   for key in ("avc_accuracy", "ndcg30/im-aud", "loc/ciou_ap50", "loc/auc", "loc/pointing",
-              "probe/audio_accuracy", "baseline/random/loc/auc", "ndcg30/random"):
+              "quick_probe/audio_accuracy", "baseline/random/loc/auc", "ndcg30/random"):
     low, high = scoring[key]["ci95"]
     assert low <= results[key] <= high, key
     assert scoring[key]["n_scored"] == scoring[key]["n_expected"] == len(CLIPS), key
@@ -334,7 +334,7 @@ def test_unknown_evaluator_is_a_config_error_of_one_line():
   with pytest.raises(ConfigError) as err:
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
   assert str(err.value) == ("unknown evaluator(s) nope in eval.evaluators; "
-                            "known: avc, retrieval, localisation, probe, extended")
+                            "known: avc, avc_shortcut, retrieval, localisation, quick_probe, extended")
 
 
 def test_every_registered_evaluator_has_its_block_of_defaults():
@@ -343,17 +343,18 @@ def test_every_registered_evaluator_has_its_block_of_defaults():
   assert cfg.retrieval.to_dict() == {"k": 30, "query_chunk": 512, "db_chunk": 4096,
                                      "distance": "graph"}
   assert cfg.localisation.to_dict() == {"size": 224}
-  assert cfg.probe.to_dict() == {"folds": 5, "c": 1.0}
+  assert cfg.quick_probe.to_dict() == {"folds": 5, "c": 1.0}
+  assert cfg.avc_shortcut.to_dict() == {"frames_per_clip": 1}
   # A block is there to override even when its evaluator does not run.
-  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc", "eval.probe.c=0.5"])
-  assert config.eval.probe.c == 0.5
+  config = config_lib.get_config("avol:tiny", ["eval.evaluators=avc", "eval.quick_probe.c=0.5"])
+  assert config.eval.quick_probe.c == 0.5
   ev, = evaluate.build_evaluators(config.eval, make_batches, CLIPS, CLASSES)
   assert isinstance(ev, AvcEvaluator)
 
 
 def test_evaluators_are_built_from_their_blocks():
   config = config_lib.get_config("ave:tiny", [
-      "eval.evaluators=retrieval,probe,avc", "eval.retrieval.k=5", "eval.probe.folds=3",
+      "eval.evaluators=retrieval,quick_probe,avc", "eval.retrieval.k=5", "eval.quick_probe.folds=3",
       "eval.avc.frames_per_clip=4", "eval.seed=7"])
   asked = []
   def recording(mode, **options):
@@ -362,12 +363,12 @@ def test_evaluators_are_built_from_their_blocks():
   retrieval, probe, avc = evaluate.build_evaluators(config.eval, recording, CLIPS, CLASSES)
   assert (retrieval.k, probe.folds, probe.c, probe.seed) == (5, 3, 1.0, 7)
   results = evaluate.run_evaluators([retrieval, probe, avc], toy_model("ave"))
-  assert {"ndcg5/im-im", "ndcg5/random", "probe/chance", "avc_accuracy"} <= set(results)
+  assert {"ndcg5/im-im", "ndcg5/random", "quick_probe/chance", "avc_accuracy"} <= set(results)
   assert not any(key.startswith("ndcg30") for key in results)
   # frames_per_clip is an option of the "pairs" batches, passed on by the AVC evaluator.
   assert asked == [("positives", {}), ("pairs", {"frames_per_clip": 4})]
   table = evaluate.format_table(results)
-  assert "0.2000 (probe/chance)" in next(l for l in table.splitlines() if l.startswith("probe/"))
+  assert "0.2000 (quick_probe/chance)" in next(l for l in table.splitlines() if l.startswith("quick_probe/"))
   assert "(ndcg5/random)" in next(l for l in table.splitlines() if l.startswith("ndcg5/im-im"))
 
 
@@ -430,14 +431,14 @@ def test_unregistering_removes_the_block_and_the_name():
   registry.register(_HitRateEvaluator)
   registry.unregister(_HitRateEvaluator.name)
   assert "hit_rate" not in evaluate.default_eval_config()
-  assert list(registry.registered()) == ["avc", "retrieval", "localisation", "probe",
-                                       "extended"]
+  assert list(registry.registered()) == ["avc", "avc_shortcut", "retrieval", "localisation",
+                                       "quick_probe", "extended"]
 
 
 def test_two_evaluators_cannot_share_a_name():
   class Other(_HitRateEvaluator):
-    name = "probe"
-  with pytest.raises(ValueError, match="'probe' is taken by ProbeEvaluator"):
+    name = "quick_probe"
+  with pytest.raises(ValueError, match="'quick_probe' is taken by QuickProbeEvaluator"):
     registry.register(Other)
 
 
@@ -497,7 +498,7 @@ FULL_RESULTS = {
     "baseline/random/loc/ciou_mean": 0.21, "baseline/random/loc/pointing": 0.25,
     "baseline/random/loc/distractor_pick": 0.2,
     "loc/num_images": 38.0,
-    "probe/audio_accuracy": 0.9, "probe/image_accuracy": 0.85, "probe/chance": 0.2,
+    "quick_probe/audio_accuracy": 0.9, "quick_probe/image_accuracy": 0.85, "quick_probe/chance": 0.2,
     "note/extra": "a note",
     "scoring": {
         "avc_accuracy": {"ci95": [0.75, 0.87], "n_scored": 38, "n_expected": 38,
@@ -512,21 +513,21 @@ FULL_RESULTS = {
 }
 
 FULL_TABLE = """\
-metric                 value  95% CI          baseline                                    gain over best baseline [95% CI]
---------------------------------------------------------------------------------------------------------------------------
-avc_accuracy          0.8125  [0.750, 0.870]  0.5000 (chance: balanced pairs)             +0.3125 [+0.250, +0.370]
-ndcg30/im-im          0.6123                  0.2500 (ndcg30/random)
-ndcg30/im-aud         0.5000                  0.2500 (ndcg30/random)
-ndcg30/aud-im         0.4900                  0.2500 (ndcg30/random)
-ndcg30/aud-aud        0.7000                  0.2500 (ndcg30/random)
-loc/ciou_ap50         0.4000  [0.250, 0.550]  centre 0.3000, whole 0.3500, random 0.0000  +0.0500 [-0.100, +0.200] (over whole)
-loc/auc               0.3800                  centre 0.2900, whole 0.3100, random 0.2000
-loc/ciou_mean         0.4100                  centre 0.3300, whole 0.3200, random 0.2100
-loc/pointing          0.7500                  centre 0.5000, random 0.2500
-loc/distractor_pick   0.1250                  centre 0.2500, random 0.2000                +0.0750 (over random)
-loc/num_images            38
-probe/audio_accuracy  0.9000                  0.2000 (probe/chance)
-probe/image_accuracy  0.8500                  0.2000 (probe/chance)
+metric                       value  95% CI          baseline                                    gain over best baseline [95% CI]
+--------------------------------------------------------------------------------------------------------------------------------
+avc_accuracy                0.8125  [0.750, 0.870]  0.5000 (chance: balanced pairs)             +0.3125 [+0.250, +0.370]
+ndcg30/im-im                0.6123                  0.2500 (ndcg30/random)
+ndcg30/im-aud               0.5000                  0.2500 (ndcg30/random)
+ndcg30/aud-im               0.4900                  0.2500 (ndcg30/random)
+ndcg30/aud-aud              0.7000                  0.2500 (ndcg30/random)
+loc/ciou_ap50               0.4000  [0.250, 0.550]  centre 0.3000, whole 0.3500, random 0.0000  +0.0500 [-0.100, +0.200] (over whole)
+loc/auc                     0.3800                  centre 0.2900, whole 0.3100, random 0.2000
+loc/ciou_mean               0.4100                  centre 0.3300, whole 0.3200, random 0.2100
+loc/pointing                0.7500                  centre 0.5000, random 0.2500
+loc/distractor_pick         0.1250                  centre 0.2500, random 0.2000                +0.0750 (over random)
+loc/num_images                  38
+quick_probe/audio_accuracy  0.9000                  0.2000 (quick_probe/chance)
+quick_probe/image_accuracy  0.8500                  0.2000 (quick_probe/chance)
 
   step: 2400
   split: test
@@ -544,14 +545,14 @@ def test_table_puts_each_baseline_beside_its_metric():
 
 def test_table_of_baselines_without_their_metrics():
   # AVC's fixed chance line leads; a baseline whose metric is missing is a row of its own.
-  table = evaluate.format_table({"ndcg5/random": 0.25, "probe/chance": 0.2, "loss": 1.5,
+  table = evaluate.format_table({"ndcg5/random": 0.25, "quick_probe/chance": 0.2, "loss": 1.5,
                                  "loc/auc": 0.5, "avc_accuracy": 0.75})
   assert table == """\
-metric         value  baseline
-------------------------------
-avc_accuracy  0.7500  0.5000 (chance: balanced pairs)
-ndcg5/random  0.2500
-probe/chance  0.2000
-loc/auc       0.5000
+metric               value  baseline
+------------------------------------
+avc_accuracy        0.7500  0.5000 (chance: balanced pairs)
+ndcg5/random        0.2500
+quick_probe/chance  0.2000
+loc/auc             0.5000
 
   loss: 1.5000"""

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from data_pipeline import config, pairs
+from data_pipeline import config, pairs, pipeline
 from data_pipeline.clips import Clip
 
 
@@ -109,3 +109,25 @@ def test_eval_grid_times_spread_over_the_grid():
   # A clip with fewer grid frames than asked gives each one once.
   short = Clip("s.mp4", "s.mp4", 1.5, 4.0, 16000, 1)
   assert pairs.eval_grid_times(short, 1.0, 10) == [0.5, 0.75, 1.0]
+
+
+def test_shortcut_control_moves_only_the_negatives_off_the_grid():
+  cfg = config.default_data_config()
+  cfg.shortcut_control = True
+  clips, specs = _sample_all(cfg)
+  for spec in specs:
+    on = _on_grid(spec.audio_center, clips[spec.audio_clip].fps)
+    assert on == bool(spec.label), spec  # positives on the grid, negatives never
+  # Evaluated the control's way: the same pairs as "pairs", the negatives' sounds off the grid.
+  grid = [s for i in range(len(clips)) for s in pipeline._eval_specs(  # pylint: disable=protected-access
+      clips, i, "pairs", 0, 1.0, 3)]
+  control = [s for i in range(len(clips)) for s in pipeline._eval_specs(  # pylint: disable=protected-access
+      clips, i, "shortcut_pairs", 0, 1.0, 3)]
+  assert [(s.image_clip, s.frame_time, s.audio_clip, s.label) for s, _ in grid] == [
+      (s.image_clip, s.frame_time, s.audio_clip, s.label) for s, _ in control]
+  for (g, _), (c, _) in zip(grid, control):
+    fps = clips[c.audio_clip].fps
+    assert _on_grid(g.audio_center, fps)
+    assert _on_grid(c.audio_center, fps) == bool(c.label)
+    if not c.label:
+      assert 0.25 / fps - 1e-9 <= abs(c.audio_center - g.audio_center) <= 0.75 / fps + 1e-9

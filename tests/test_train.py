@@ -21,7 +21,7 @@ from avjax.visualise import eval_pictures
 from data_pipeline import pipeline
 
 EVAL_KEYS = ("avc_accuracy", "ndcg30/im-im", "ndcg30/aud-aud", "ndcg30/random",
-             "probe/audio_accuracy", "probe/image_accuracy", "probe/chance")
+             "quick_probe/audio_accuracy", "quick_probe/image_accuracy", "quick_probe/chance")
 
 
 def _config(spec="avol:tiny", *overrides):
@@ -195,10 +195,11 @@ def test_a_stop_during_validation_saves_the_step_reached(tmp_path, embedded_dir,
     ("eval.batch_size=0", "eval.batch_size=0; it must be at least 1"),
     ("eval.every_steps=-5", "eval.every_steps=-5; it must be at least 0"),
     ("data.num_workers=-1", "data.num_workers=-1; it must be at least 0"),
+    ("data.frame_grid=false,data.shortcut_control=true", "it needs data.frame_grid=true"),
 ])
 def test_out_of_range_settings_are_one_line_before_any_work(override, expected, tmp_path):
   with pytest.raises(config_lib.ConfigError) as err:
-    loop.train_and_evaluate(_config("avol:tiny", override), str(tmp_path / "w"))
+    loop.train_and_evaluate(_config("avol:tiny", *override.split(",")), str(tmp_path / "w"))
   assert expected in str(err.value) and "\n" not in str(err.value)
   assert not os.path.exists(tmp_path / "w")  # nothing was started
 

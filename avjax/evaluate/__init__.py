@@ -1,16 +1,17 @@
-"""Evaluation: AVC accuracy, nDCG@k retrieval, localisation (cIoU/AUC), linear probes and the
-extended localisation benchmarks (non-sounding pairs, negative audio).
+"""Evaluation: AVC accuracy (also on the shortcut control's pairs), nDCG@k retrieval,
+localisation (cIoU/AUC), the quick linear probe and the extended localisation benchmarks
+(non-sounding pairs, negative audio). L3's published probe protocol is in `svm_probe`.
 
     evaluators = build_evaluators(config.eval, make_batches, clips, classes, ontology)
     results = run_evaluators(evaluators, predict_fn)   # {"avc_accuracy": 0.81, ...}
     print(format_table(results))
 
 Evaluators are registered by name (`registry.register`); importing this package registers
-the five below, in the order their config blocks appear in `default_eval_config`.
+the six below, in the order their config blocks appear in `default_eval_config`.
 """
 
 # Imported for their registration.
-from avjax.evaluate import avc, retrieval, localisation, probe, extended  # pylint: disable=unused-import
+from avjax.evaluate import avc, retrieval, localisation, quick_probe, extended  # pylint: disable=unused-import
 from avjax.evaluate import registry
 from avjax.evaluate.config import default_eval_config
 from avjax.evaluate.common import collect

@@ -34,3 +34,22 @@ class AvcEvaluator(Evaluator):
       return
     yield "avc_accuracy", PerClip.mean(metrics.avc_hits(collected["logit"], collected["label"]),
                                        collected["clip_index"])
+
+
+@registry.register
+class AvcShortcutEvaluator(AvcEvaluator):
+  """Yields `avc_accuracy/shortcut_pairs`: AVC accuracy on pairs built as [OtS]'s shortcut
+  control trains (positives on the frame grid, negatives off it). Beside `avc_accuracy` it
+  shows how much a net reads frame-alignment artefacts rather than content."""
+
+  name = "avc_shortcut"
+  mode = "shortcut_pairs"
+
+  @staticmethod
+  def baseline(key: str) -> Optional[Chance]:
+    return (Chance(0.5, "chance: balanced pairs") if key == "avc_accuracy/shortcut_pairs"
+            else None)
+
+  def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
+    for key, value in super().evaluate(collected):
+      yield ("avc_accuracy/shortcut_pairs" if key == "avc_accuracy" else key), value

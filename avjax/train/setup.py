@@ -71,6 +71,9 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
   if config.train.negatives not in step_lib.NEGATIVES:
     raise ConfigError(f"train.negatives={config.train.negatives!r}; use one of "
                       + ", ".join(step_lib.NEGATIVES))
+  if config.data.shortcut_control and not config.data.frame_grid:
+    raise ConfigError("data.shortcut_control puts positives on the frame grid and negatives "
+                      "off it: it needs data.frame_grid=true")
   if config.model.dtype not in nets.DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r}; use one of " + ", ".join(nets.DTYPES))
 
@@ -90,6 +93,7 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
 
   # Data: the clip table (the embedded dataset unless data.root is set).
   dataset = index.load_dataset(config.data)
+  index.require_pictures(dataset)
 
   # Model, optimiser, state; the steps jitted with their shardings.
   model = build_model(config.model)

@@ -1,11 +1,14 @@
-"""Linear-probe evaluator: class accuracy of a linear classifier on frozen tower features.
+"""The quick probe: class accuracy of a linear classifier on frozen pool4 features of the eval
+split, a health check of the towers during training. It is NOT L3's published probe (ESC-50
+79.3%: conv4_2 pooled to 4 x 3, a linear SVM on official folds): that is --mode=probe
+(avjax.train.linear_probe); do not compare these figures with the paper's.
 
 Features (audio_features, image_features) are standardised and fed to a logistic regression;
 accuracy is pooled over k-fold cross-validation grouped by clip (as ESC-50's folds keep a
 recording's pieces together), so each row is predicted once by a model that never saw its clip.
 The folds are StratifiedGroupKFold (shuffled with a fixed seed): grouped like GroupKFold, but
 with every class spread over the folds (plain GroupKFold can put a whole class in one fold).
-`probe/chance` is the majority-class rate of the rows scored (always predicting the most
+`quick_probe/chance` is the majority-class rate of the rows scored (always predicting the most
 frequent class).
 """
 
@@ -57,10 +60,11 @@ def majority_hits(labels: np.ndarray) -> np.ndarray:
 
 
 @registry.register
-class ProbeEvaluator(Evaluator):
-  """Yields probe/audio_accuracy, probe/image_accuracy and probe/chance (majority class)."""
+class QuickProbeEvaluator(Evaluator):
+  """Yields quick_probe/audio_accuracy, quick_probe/image_accuracy and quick_probe/chance
+  (majority class)."""
 
-  name = "probe"
+  name = "quick_probe"
   mode = "positives"
   # folds: StratifiedGroupKFold folds, grouped by clip; c: the logistic regression's inverse
   # L2 strength.
@@ -71,12 +75,13 @@ class ProbeEvaluator(Evaluator):
     self.folds, self.c, self.seed = folds, c, seed
 
   @classmethod
-  def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> ProbeEvaluator:
+  def from_config(cls, block: Mapping[str, Any], context: EvalContext) -> QuickProbeEvaluator:
     return cls(context.batches(cls.mode), seed=context.seed, **block)
 
   @staticmethod
   def baseline(key: str) -> Optional[str]:
-    return "probe/chance" if key.startswith("probe/") and key != "probe/chance" else None
+    return ("quick_probe/chance"
+            if key.startswith("quick_probe/") and key != "quick_probe/chance" else None)
 
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     labels = collected.get("class_id", np.zeros(0, np.int32))
@@ -92,9 +97,9 @@ class ProbeEvaluator(Evaluator):
                         self.folds, self.c, self.seed)
       if hits is not None:
         scored = True
-        yield f"probe/{modality}_accuracy", PerClip.mean(hits, groups)
+        yield f"quick_probe/{modality}_accuracy", PerClip.mean(hits, groups)
     if scored:
-      yield "probe/chance", PerClip.mean(majority_hits(labels), groups)
+      yield "quick_probe/chance", PerClip.mean(majority_hits(labels), groups)
     else:
-      yield ("note/probe", f"probe needs features, 2+ classes and 2+ clips; got "
+      yield ("note/quick_probe", f"quick probe needs features, 2+ classes and 2+ clips; got "
              f"{len(np.unique(labels))} class(es) over {len(np.unique(groups))} clip(s)")

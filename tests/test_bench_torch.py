@@ -1,6 +1,7 @@
 """The benchmark's command line on a tiny net, with the PyTorch baseline off or not installed:
 the JSON has every figure (positive), no PyTorch keys, a missing PyTorch is one note, and the
-FLOPs per clip do not depend on how many devices share the step."""
+FLOPs per clip do not depend on how many devices share the step; the per-convolution
+profiler (--layers) times a layer's forward and both gradients."""
 
 import json
 import os
@@ -8,6 +9,9 @@ import subprocess
 import sys
 
 import pytest
+
+from avjax import config as config_lib
+from benchmarks import layers
 
 # The benchmarks are not installed: they run from the repository root.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +51,7 @@ def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, d
 def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_dir):
   rows = []
   for torch_flag, devices in (("--torch=false", 1), ("--torch=true", 2)):
-    stdout, row = _bench(tmp_path, torch_flag, devices, *(["--layers"] if devices == 1 else []))
+    stdout, row = _bench(tmp_path, torch_flag, devices)
     assert stdout.count(NOTE) == (1 if torch_flag == "--torch=true" else 0), stdout
     assert row["experiment"] == "avol:tiny" and row["batch_size"] == 8
     assert row["devices"] == devices
@@ -55,16 +59,25 @@ def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_di
       assert row[key] > 0, key
     assert 0 < row["data_wait_fraction"] < 1
     assert "torch_train_clips_per_s" not in row and "ratio_vs_torch" not in row
+    assert "layers" not in row  # only with --layers
     rows.append(row)
-  # --layers: the 16 convolutions of the two towers, each timed, none by PyTorch
-  layers = rows[0]["layers"]
-  assert [r["name"] for r in layers[:2]] == ["vision conv1_1", "vision conv1_2"]
-  assert len(layers) == 16 and "layers" not in rows[1]
-  for r in layers:
-    assert min(r["forward_ms"], r["grad_input_ms"], r["grad_kernel_ms"], r["gflop"]) > 0
-    assert not any(k.startswith("torch_") for k in r)
-  # the layers' FLOPs are the towers' convolutions: most of the step's forward FLOPs
-  conv_gflop_per_clip = sum(r["gflop"] for r in layers) / rows[0]["batch_size"]
-  assert 0.2 < conv_gflop_per_clip / rows[0]["gflop_per_clip"] < 0.35  # step: fwd + 2x bwd
+  # The towers' convolutions (--layers) are most of the step's forward FLOPs: fwd + 2x bwd.
+  config = config_lib.get_config("avol:tiny")
+  convs = layers.conv_layers(config, rows[0]["batch_size"])
+  assert [c.name for c in convs[:2]] == ["vision conv1_1", "vision conv1_2"]
+  assert len(convs) == 16 and convs[8].name == "audio conv1_1"
+  conv_gflop_per_clip = sum(c.gflop for c in convs) / rows[0]["batch_size"]
+  assert 0.2 < conv_gflop_per_clip / rows[0]["gflop_per_clip"] < 0.35
   # FLOPs per clip are the net's, whatever the number of devices the step is split over.
   assert rows[1]["gflop_per_clip"] == pytest.approx(rows[0]["gflop_per_clip"], rel=0.15)
+
+
+def test_each_convolution_is_timed_forward_and_both_gradients():
+  # In process, on the first and last layer: what --layers does for all 16 (each compiled
+  # three times, so the whole profile is left to the benchmark itself).
+  config = config_lib.get_config("avol:tiny")
+  convs = layers.conv_layers(config, 8)
+  for layer in (convs[0], convs[-1]):
+    timed = layers.time_avjax(layer, repeats=1)
+    assert min(timed["forward_ms"], timed["grad_input_ms"], timed["grad_kernel_ms"]) > 0
+    assert not any(k.startswith("torch_") for k in timed)

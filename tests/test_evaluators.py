@@ -334,7 +334,8 @@ def test_unknown_evaluator_is_a_config_error_of_one_line():
   with pytest.raises(ConfigError) as err:
     evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES)
   assert str(err.value) == ("unknown evaluator(s) nope in eval.evaluators; "
-                            "known: avc, avc_shortcut, retrieval, localisation, quick_probe, extended")
+                            "known: avc, avc_shortcut, retrieval, localisation, quick_probe, extended, "
+                            "cca_retrieval")
 
 
 def test_every_registered_evaluator_has_its_block_of_defaults():
@@ -432,7 +433,7 @@ def test_unregistering_removes_the_block_and_the_name():
   registry.unregister(_HitRateEvaluator.name)
   assert "hit_rate" not in evaluate.default_eval_config()
   assert list(registry.registered()) == ["avc", "avc_shortcut", "retrieval", "localisation",
-                                       "quick_probe", "extended"]
+                                       "quick_probe", "extended", "cca_retrieval"]
 
 
 def test_two_evaluators_cannot_share_a_name():

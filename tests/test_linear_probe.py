@@ -164,3 +164,14 @@ def test_probe_mode_scores_trained_untrained_and_spectrogram_on_the_official_fol
   # The spectrogram's class cues (pitch, timbre) are far above the majority guess.
   assert results["spectrogram"]["accuracy"] > results["majority"]["accuracy"] + 0.2
   assert os.path.isfile(os.path.join(workdir, "probe", os.path.basename(esc50_dir) + ".json"))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], "needs the dataset to probe: --config.probe.root=DIR"),
+    (["probe.root=/x", "probe.grid=4"], "probe.grid needs two sizes"),
+])
+def test_probe_settings_are_one_line_before_any_work(overrides, expected, tmp_path):
+  config = config_lib.get_config("l3:tiny", overrides)
+  with pytest.raises(config_lib.ConfigError, match=expected) as err:
+    linear_probe.probe_checkpoint(config, str(tmp_path))
+  assert "\n" not in str(err.value)

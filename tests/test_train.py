@@ -51,7 +51,10 @@ def test_each_net_trains_and_evaluates(spec, tmp_path, embedded_dir, monkeypatch
   logged = loop.train_and_evaluate(_config(spec, "train.num_steps=2"), workdir)
   assert np.isfinite(logged["loss"]) and 0 <= logged["accuracy"] <= 1
   assert logged["clips_per_s"] > 0
-  config = _config(spec)
+  # L3-Net also gets [OtS] Table 1's L3 rows: cross-modal retrieval raw and after a CCA
+  # fitted on the training split.
+  config = _config(spec, *(["eval.evaluators=avc,retrieval,localisation,quick_probe,"
+                            "cca_retrieval"] if spec == "l3:tiny" else []))
   evaluation_run = evaluation.evaluate_checkpoint(config, workdir)
   # The pictures are drawn from what the evaluation collected: nothing is decoded again.
   def no_decoding(*args, **kwargs):
@@ -62,6 +65,11 @@ def test_each_net_trains_and_evaluates(spec, tmp_path, embedded_dir, monkeypatch
   assert results["step"] == 2
   for key in EVAL_KEYS:
     assert key in results, key
+  if spec == "l3:tiny":
+    for key in ("raw_ndcg30/im-aud", "raw_ndcg30/aud-im", "cca_ndcg30/im-aud",
+                "cca_ndcg30/aud-aud"):
+      assert 0 < results[key] <= 1 and "ci95" in results["scoring"][key], key
+    assert results["scoring"]["cca_ndcg30/im-aud"]["gain_over"] == "cca_ndcg30/random"
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     assert json.load(f)["avc_accuracy"] == results["avc_accuracy"]
   # No localisation map: retrieval pictures and the report, no heat maps or video.

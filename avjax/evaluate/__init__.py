@@ -1,17 +1,18 @@
 """Evaluation: AVC accuracy (also on the shortcut control's pairs), nDCG@k retrieval,
-localisation (cIoU/AUC), the quick linear probe and the extended localisation benchmarks
-(non-sounding pairs, negative audio). L3's published probe protocol is in `svm_probe`.
+localisation (cIoU/AUC), the quick linear probe, the extended localisation benchmarks
+(non-sounding pairs, negative audio) and L3-Net's cross-modal retrieval raw and after CCA.
+L3's published probe protocol is in `svm_probe`.
 
     evaluators = build_evaluators(config.eval, make_batches, clips, classes, ontology)
     results = run_evaluators(evaluators, predict_fn)   # {"avc_accuracy": 0.81, ...}
     print(format_table(results))
 
 Evaluators are registered by name (`registry.register`); importing this package registers
-the six below, in the order their config blocks appear in `default_eval_config`.
+the seven below, in the order their config blocks appear in `default_eval_config`.
 """
 
 # Imported for their registration.
-from avjax.evaluate import avc, retrieval, localisation, quick_probe, extended  # pylint: disable=unused-import
+from avjax.evaluate import avc, retrieval, localisation, quick_probe, extended, cca  # pylint: disable=unused-import,line-too-long
 from avjax.evaluate import registry
 from avjax.evaluate.config import default_eval_config
 from avjax.evaluate.common import collect

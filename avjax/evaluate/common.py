@@ -111,6 +111,9 @@ class Evaluator:
   mode = "positives"
   defaults: Mapping[str, Any] = {}
   lower_is_better: frozenset = frozenset()  # its metrics where a lower value is better
+  # Batches of another split the evaluator learns from before it scores (CCA's training
+  # features): when set, the runner collects them and calls `fit` first.
+  fit_batches: Optional[BatchesFactory] = None
 
   def __init__(self, batches: BatchesFactory):
     self.batches = batches
@@ -128,11 +131,17 @@ class Evaluator:
     del key
     return None
 
+  def fit(self, collected: dict) -> None:
+    """Learns from what the net gave on `fit_batches` (only called when those are set)."""
+    del collected
+
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     raise NotImplementedError
 
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, Value]]:
     """Runs the model over this evaluator's batches and yields its (name, value) pairs, each
     resampleable metric as its float value."""
+    if self.fit_batches is not None:
+      self.fit(collect(self.fit_batches(), predict_fn, desc=f"fit {self.name}"))
     for name, value in self.evaluate(collect(self.batches(), predict_fn, desc=self.name)):
       yield name, value.value() if isinstance(value, RESAMPLEABLE) else value

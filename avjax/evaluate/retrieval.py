@@ -100,7 +100,7 @@ class RetrievalEvaluator(Evaluator):
       vectors = {"image": collected["image_features"], "audio": collected["audio_features"]}
       directions = (DIRECTIONS[0], DIRECTIONS[3])
       yield ("note/retrieval", "no joint embedding: im-im and aud-aud use the pooled tower "
-             "features; cross-modal retrieval is not defined")
+             "features; the cca_retrieval evaluator gives [OtS]'s raw and CCA cross-modal rows")
     clips = collected.get("clip_index", np.arange(n))
     for name, query, database in directions:
       ndcg = query_ndcg(vectors[query], vectors[database], relevance, self.k, **self.knn_kwargs)

@@ -38,10 +38,18 @@ def split_batches(config: ml_collections.ConfigDict, clips: Sequence[Clip],
                   dataset: Optional[index.Dataset] = None) -> Callable:
   """make_batches(mode, **batch_options) -> the split's fixed, seeded eval batches of that
   mode (the options are the evaluators' own, e.g. the AVC pairs' frames_per_clip; pair_list,
-  a published non-sounding pair list resolved on the split and its `dataset`)."""
+  a published non-sounding pair list resolved on the split and its `dataset`; split and
+  max_clips, the batches of another split of `dataset` instead, e.g. CCA's training features)."""
   resolved = {}
 
-  def make_batches(mode: str, pair_list: str = "", **batch_options):
+  def make_batches(mode: str, pair_list: str = "", split: str = "", max_clips: int = 0,
+                   **batch_options):
+    if split:
+      if dataset is None or not dataset.split(split):
+        raise ConfigError(f"no '{split}' clips to fit on (an evaluator's fit_split)")
+      return pipeline.eval_batches(config.data, index.cap_clips(dataset.split(split), max_clips),
+                                   batch_size=config.eval.batch_size, seed=config.eval.seed,
+                                   mode=mode, **batch_options)
     if pair_list:
       if pair_list not in resolved:
         if dataset is None:

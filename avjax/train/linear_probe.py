@@ -101,9 +101,6 @@ def _labels_and_folds(clips: Sequence[Clip], n_folds: int, seed: int):
 
 
 def _probe_clips(probe_cfg, data_cfg) -> tuple[index.Dataset, list[Clip]]:
-  if not probe_cfg.root:
-    raise ConfigError("--mode=probe needs the dataset to probe: --config.probe.root=DIR "
-                      "(ESC-50, UrbanSound8K, DCASE 2013 or a folder of sounds by class)")
   cfg = ml_collections.ConfigDict(data_cfg.to_dict())
   cfg.root, cfg.format, cfg.max_clips = probe_cfg.root, probe_cfg.format, 0
   dataset = index.load_dataset(cfg)
@@ -128,6 +125,9 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   if len(grid) != 2 or min(grid) < 1 or not c_grid or min(c_grid) <= 0:
     raise ConfigError(f"probe.grid needs two sizes >= 1 and probe.c_grid positive values; got "
                       f"{grid} and {c_grid}")
+  if not pc.root:
+    raise ConfigError("--mode=probe needs the dataset to probe: --config.probe.root=DIR "
+                      "(ESC-50, UrbanSound8K, DCASE 2013 or a folder of sounds by class)")
   model = build_model(config.model)
   initial = state_lib.create_train_state(model, state_lib.make_optimizer(config.train), config,
                                          runtime.data_mesh())
@@ -150,8 +150,7 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   }
   results = {}
   for name in tqdm.tqdm(FEATURE_SETS, desc="probe SVMs", disable=not progress):
-    results[name] = svm_probe.svm_probe(feats[name], windows.clip, labels, folds, c_grid,
-                                        pc.seed)
+    results[name] = svm_probe.svm_probe(feats[name], windows.clip, labels, folds, c_grid)
   results["majority"] = svm_probe.majority_probe(labels, folds)
   report = _report(results, feats, folds, pc, dict(
       step=int(step), dataset=dataset.root, format=dataset.format, clips=len(clips),

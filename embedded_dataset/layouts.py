@@ -1,6 +1,6 @@
 """The embedded dataset rewritten in the published benchmarks' layouts, to evaluate them end to end.
 
-  python -m embedded_dataset.layouts --layout {flickr,vggss,esc50,urbansound8k} --out DIR
+  python -m embedded_dataset.layouts --layout {flickr,vggss,esc50,urbansound8k,folds} --out DIR
       [--source DIR] [--splits test] [--max-clips N]
 
 `flickr`: the Flickr-SoundNet layout of LVS / EZ-VSL, one still frame and one sound per id:
@@ -21,6 +21,10 @@ several pictures dropped): ESC-50's `meta/esc50.csv` + `audio/*.wav`, UrbanSound
 `metadata/UrbanSound8K.csv` + `audio/fold<K>/*.wav`. Folds keep each sound source whole, as
 the real datasets' folds keep a source recording: a class's sources, in name order, are dealt
 to folds 1, 2, ... in turn (5 folds for ESC-50, 10 for UrbanSound8K).
+
+`folds`: the image probe's dataset, a folder of videos `fold<K>/<class>/<clip>.mp4` (linked),
+one clip per distinct picture (plain or mirrored), in 5 folds that keep each picture source
+whole.
 
 The source is the embedded build (default: where the library looks for it).
 """
@@ -43,8 +47,9 @@ from data_pipeline.clips import Clip, DataError
 from data_pipeline.formats import embedded
 from data_pipeline.formats import flickr as flickr_format
 
-LAYOUTS = ("flickr", "vggss", "esc50", "urbansound8k")
+LAYOUTS = ("flickr", "vggss", "esc50", "urbansound8k", "folds")
 SOUND_FOLDS = {"esc50": 5, "urbansound8k": 10}
+FOLDS_LAYOUT = 5
 SAMPLE_RATE = 48000
 AUDIO_SECONDS = 1.0     # the nets' window: which grid time counts as the middle
 GROWN_PX = 8            # the second annotator's box, grown on each side (256 scale)
@@ -138,25 +143,47 @@ def write_vggss(source: str, out: str, splits=("test",), max_clips: int = 0) -> 
   return len(items)
 
 
-def _sound_rows(source: str, splits, max_clips: int, n_folds: int) -> list[tuple[dict, int]]:
-  """(row, fold) of one clip per distinct recording (sound source and playback rate)."""
+def _fold_rows(source: str, splits, max_clips: int, n_folds: int,
+               side: str) -> list[tuple[dict, int]]:
+  """(row, fold) of one clip per distinct recording (side "sound": a sound source at one
+  playback rate) or picture (side "image": a picture, plain or mirrored), folds dealt by
+  source within each class."""
+  variant = "recording" if side == "sound" else "photo"
   rows, seen = [], set()
   for row in _rows(source, splits, 0):
-    if row["recording"] not in seen:
-      seen.add(row["recording"])
+    if row[variant] not in seen:
+      seen.add(row[variant])
       rows.append(row)
   fold_of = {}
   for label in sorted({r["label"] for r in rows}):
-    names = sorted({r["sources"]["sound"] for r in rows if r["label"] == label})
+    names = sorted({r["sources"][side] for r in rows if r["label"] == label})
     fold_of.update({(label, name): i % n_folds + 1 for i, name in enumerate(names)})
-  out = [(r, fold_of[(r["label"], r["sources"]["sound"])]) for r in rows]
+  out = [(r, fold_of[(r["label"], r["sources"][side])]) for r in rows]
   return out[:max_clips] if max_clips > 0 else out
+
+
+def write_folds(source: str, out: str, splits=("train", "val", "test"),
+                max_clips: int = 0) -> int:
+  """Writes a video folder `fold<K>/<class>/<clip>.mp4` (links, or copies) of one clip per
+  distinct picture, folds keeping each picture source whole: an image probe's dataset."""
+  n = 0
+  for row, fold in _fold_rows(source, splits, max_clips, FOLDS_LAYOUT, "image"):
+    folder = os.path.join(out, f"fold{fold}", row["label"])
+    os.makedirs(folder, exist_ok=True)
+    dst = os.path.join(folder, _clip_id(row) + os.path.splitext(row["file"])[1])
+    if not os.path.exists(dst):
+      try:
+        os.symlink(os.path.abspath(os.path.join(source, row["file"])), dst)
+      except OSError:
+        shutil.copyfile(os.path.join(source, row["file"]), dst)
+    n += 1
+  return n
 
 
 def write_sounds(source: str, out: str, splits=("train", "val", "test"), max_clips: int = 0,
                  layout: str = "esc50") -> int:
   """Writes the ESC-50 or UrbanSound8K layout; returns the number of sounds written."""
-  rows = _sound_rows(source, splits, max_clips, SOUND_FOLDS[layout])
+  rows = _fold_rows(source, splits, max_clips, SOUND_FOLDS[layout], "sound")
   classes = sorted({r["label"] for r, _ in rows})
   table = []
   for row, fold in rows:
@@ -200,7 +227,7 @@ def main(argv=None) -> int:
     print(f"error: no embedded build in {source}: run `python -m embedded_dataset` first",
           file=sys.stderr)
     return 1
-  write = {"flickr": write_flickr, "vggss": write_vggss}.get(
+  write = {"flickr": write_flickr, "vggss": write_vggss, "folds": write_folds}.get(
       args.layout, lambda *a: write_sounds(*a, layout=args.layout))
   splits = tuple(args.splits.split(",")) if args.splits else (
       ("test",) if args.layout == "vggss" else ("train", "val", "test"))

@@ -13,7 +13,7 @@ from avjax.evaluate import svm_probe
 from avjax.train import linear_probe, loop
 from data_pipeline import config as data_config
 from data_pipeline import index
-from data_pipeline.clips import DataError
+from data_pipeline.clips import Clip, DataError
 from embedded_dataset import layouts
 
 
@@ -107,6 +107,14 @@ def test_esc50_and_urbansound8k_layouts_index_as_sounds_with_their_folds(
   assert all(os.path.basename(os.path.dirname(c.path)) == f"fold{c.fold}"
              for c in dataset.clips)
 
+  # The image probe's folder of videos: fold<K>/<class>/, each picture source in one fold.
+  folds = str(tmp_path / "folds")
+  n = layouts.write_folds(embedded_dir, folds, splits=("test",))
+  dataset = index.load_dataset(_data_cfg(folds, tmp_path), progress=False)
+  assert dataset.format == "folder" and len(dataset.clips) == n
+  assert {c.fold for c in dataset.clips} == {1, 2} and not any(c.audio_only for c in dataset.clips)
+  assert all(c.path.split(os.sep)[-3:-1] == [f"fold{c.fold}", c.label] for c in dataset.clips)
+
 
 def _tone(path, seconds, freq):
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -164,14 +172,46 @@ def test_probe_mode_scores_trained_untrained_and_spectrogram_on_the_official_fol
   # The spectrogram's class cues (pitch, timbre) are far above the majority guess.
   assert results["spectrogram"]["accuracy"] > results["majority"]["accuracy"] + 0.2
   assert os.path.isfile(os.path.join(workdir, "probe", os.path.basename(esc50_dir) + ".json"))
+  # The vision tower on the embedded videos' middle frames: no official folds, 5 stratified.
+  config = config_lib.get_config("l3:tiny", [
+      f"probe.root={embedded_dir}", "probe.modality=image", "probe.max_clips=30",
+      f"data.cache_dir={tmp_path / 'cache'}", "probe.bootstrap_samples=100",
+      "probe.c_grid=0.1"])
+  report = linear_probe.probe_checkpoint(config, workdir, progress=False)
+  assert report["modality"] == "image" and report["fold_kind"] == "stratified"
+  assert report["windows"] == report["clips"] and report["input_shape"] == [32, 32]
+  assert set(report["results"]) == {"trained", "untrained", "pixels", "majority"}
+  assert report["results"]["pixels"]["dims"] == 8 * 8 * 3
+  assert report["results"]["trained"]["dims"] == 4 * 3 * channels
 
 
 @pytest.mark.parametrize("overrides, expected", [
     ([], "needs the dataset to probe: --config.probe.root=DIR"),
     (["probe.root=/x", "probe.grid=4"], "probe.grid needs two sizes"),
+    (["probe.root=/x", "probe.c_grid=0.1,big"], "probe.c_grid numbers"),
 ])
 def test_probe_settings_are_one_line_before_any_work(overrides, expected, tmp_path):
   config = config_lib.get_config("l3:tiny", overrides)
   with pytest.raises(config_lib.ConfigError, match=expected) as err:
     linear_probe.probe_checkpoint(config, str(tmp_path))
   assert "\n" not in str(err.value)
+
+
+def test_a_clip_whose_sound_does_not_decode_is_left_out_and_named(tmp_path):
+  good, bad = str(tmp_path / "good.wav"), str(tmp_path / "bad.wav")
+  _tone(good, 2.2, 440)
+  with open(bad, "wb") as f:
+    f.write(b"RIFF" + bytes(range(256)) * 8)  # a header that goes nowhere
+  clips = [Clip(path, path, 2.2, None, 16000, 1, labels=("x",), clip_id=name)
+           for name, path in (("bad", bad), ("good", good), ("bad2", bad))]
+  cfg = data_config.default_data_config()
+  cfg.sample_rate, cfg.n_fft, cfg.win_length, cfg.hop_length, cfg.spec_frames = (
+      8000, 128, 80, 80, 100)
+  windows = linear_probe.clip_windows(clips, cfg, progress=False)
+  assert [path for path, _ in windows.failed] == [bad, bad]
+  assert windows.clip.tolist() == [1, 1]  # two whole seconds of the good clip
+  assert windows.inputs.shape == (2, 65, 100, 1)
+  kept, remapped = linear_probe._drop_failed(clips, windows)  # pylint: disable=protected-access
+  assert [c.clip_id for c in kept] == ["good"] and remapped.clip.tolist() == [0, 0]
+  with pytest.raises(DataError, match="no clip's sound could be decoded"):
+    linear_probe.clip_windows(clips[::2], cfg, progress=False)

@@ -36,10 +36,13 @@ def default_probe_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       root="",             # the probe's dataset: ESC-50, UrbanSound8K, DCASE 2013, sounds...
       format="",           # "" -> detected from the files under root
+      modality="audio",    # "audio": the audio tower on 1 s windows; "image": the vision
+                           # tower on each clip's middle frame (datasets with pictures)
       grid=(4, 3),         # conv4_2 max-pooled to this frequency x time grid (L3: 4 x 3)
       c_grid=(0.001, 0.01, 0.1, 1.0),  # the SVM's C, chosen inside the training folds
       folds=5,             # folds dealt (stratified) when the dataset has no official ones
       max_windows=0,       # 1 s windows per clip (0: every whole second, at least one)
+      max_clips=0,         # at most this many clips of each split (0: all)
       batch_size=64,
       bootstrap_samples=1000,  # draws of clips (within folds) behind the 95% intervals
       seed=0,

@@ -12,7 +12,9 @@ The protocol the paper reports on ESC-50 (79.3%) and DCASE 2013 (93%):
   4. the figure is the mean over folds of the clip accuracy.
 
 `svm_probe` runs steps 2-4 on any window features; `majority_probe` is its trivial baseline
-(each fold's most frequent training class), and `spectrogram_features` the raw-input baseline.
+(each fold's most frequent training class), and `spectrogram_features` the raw-input baseline
+(`pixel_features` for the same protocol on the vision tower: one window, the clip's middle
+frame, per clip).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def grid_max_pool(maps: np.ndarray, grid: Sequence[int] = GRID) -> np.ndarray:
   any map size the cells tile the axis (they overlap by a row where g does not divide H, and
   repeat a row where H < g): L3's 32 x 24 map gives 8 x 8 cells, as the paper's 4 x 3 pooling.
   """
+  return _grid_pool(maps, grid, np.max)
+
+
+def _grid_pool(maps: np.ndarray, grid: Sequence[int], reduce) -> np.ndarray:
   maps = np.asarray(maps, np.float32)
   b, h, w, c = maps.shape
   gh, gw = grid
@@ -45,8 +51,14 @@ def grid_max_pool(maps: np.ndarray, grid: Sequence[int] = GRID) -> np.ndarray:
     r0, r1 = (i * h) // gh, -((-(i + 1) * h) // gh)
     for j in range(gw):
       c0, c1 = (j * w) // gw, -((-(j + 1) * w) // gw)
-      cells.append(maps[:, r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)].max(axis=(1, 2)))
+      cells.append(reduce(maps[:, r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)], axis=(1, 2)))
   return np.stack(cells, axis=1).reshape(b, gh * gw * c)
+
+
+def pixel_features(images: np.ndarray, size: int = 8) -> np.ndarray:
+  """The raw-input baseline of an image probe: each image's mean colour in a size x size
+  grid of cells, [B, S, S, 3] uint8 -> [B, size * size * 3] (a thumbnail)."""
+  return _grid_pool(np.asarray(images, np.float32) / 255.0, (size, size), np.mean)
 
 
 def spectrogram_features(spectrograms: np.ndarray) -> np.ndarray:

@@ -74,6 +74,10 @@ class AVNet(nn.Module):
     """The audio tower's conv4_2 before its ReLU, [B, h, w, C] (L3's probe features)."""
     return self.audio_tower(audio, False)["pre_relu"].astype(jnp.float32)
 
+  def image_probe_map(self, image: jnp.ndarray) -> jnp.ndarray:
+    """The vision tower's conv4_2 before its ReLU, [B, h, w, C] (the image probe's features)."""
+    return self.vision_tower(normalise_image(image), False)["pre_relu"].astype(jnp.float32)
+
   def embed_image(self, image: jnp.ndarray) -> jnp.ndarray:
     """The image's joint embedding (tower features for L3-Net, which has no joint space)."""
     return self.head_module.embed_image(self.vision_tower(normalise_image(image), False))

@@ -5,7 +5,9 @@
 
 Restores the checkpoint (the latest, or --checkpoint), indexes probe.root (ESC-50,
 UrbanSound8K, DCASE 2013, a folder of sounds, or any video dataset: its soundtracks), decodes
-each clip once into its 1 s windows, and scores under `avjax.evaluate.svm_probe`'s protocol:
+each clip once into its 1 s windows, and scores under `avjax.evaluate.svm_probe`'s protocol
+(probe.modality=image: the vision tower on each clip's middle frame, the raw baseline a
+colour thumbnail, "pixels"):
   trained      the checkpoint's conv4_2 before ReLU, max-pooled to probe.grid;
   untrained    the same features of the initialisation training starts from (config.seed),
                L3's "Ours random" row (62.5% on ESC-50);
@@ -21,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from typing import Optional, Sequence
 
 import jax
@@ -35,17 +38,17 @@ from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import state as state_lib
 from avjax.train.setup import check_workdir
 from avjax import runtime
-from data_pipeline import decode, features, index
+from data_pipeline import decode, features, index, pairs, pipeline
 from data_pipeline.clips import Clip, DataError, class_names
 
-FEATURE_SETS = ("trained", "untrained", "spectrogram")
 
 
 @dataclasses.dataclass
 class Windows:
-  """Every clip's 1 s windows as network inputs, and which clip each came from."""
-  spectrograms: np.ndarray  # float32 [W, F, T, 1]
-  clip: np.ndarray          # int [W]
+  """Every clip's windows as network inputs, and which clip each came from."""
+  inputs: np.ndarray  # spectrograms float32 [W, F, T, 1] or images uint8 [W, S, S, 3]
+  clip: np.ndarray    # int [W]
+  failed: list = dataclasses.field(default_factory=list)  # (path, reason): no windows
 
 
 def window_count(clip: Clip, seconds: float, max_windows: int = 0) -> int:
@@ -58,10 +61,11 @@ def clip_windows(clips: Sequence[Clip], data_cfg: ml_collections.ConfigDict,
                  max_windows: int = 0, progress: bool = True) -> Windows:
   """Decodes each clip's sound once (at data.sample_rate) and cuts it into consecutive windows
   of data.audio_seconds from the clip's start; a clip with room for one window gives its
-  middle one (zero-padded round a sound shorter than the window)."""
+  middle one (zero-padded round a sound shorter than the window). A clip whose sound does not
+  decode gives no window and is listed in `failed`."""
   seconds, rate = data_cfg.audio_seconds, data_cfg.sample_rate
   step = int(round(seconds * rate))
-  specs, owner = [], []
+  specs, owner, failed = [], [], []
   for i, clip in enumerate(tqdm.tqdm(clips, desc="probe windows", unit="clip",
                                      disable=not progress)):
     n = window_count(clip, seconds, max_windows)
@@ -70,20 +74,71 @@ def clip_windows(clips: Sequence[Clip], data_cfg: ml_collections.ConfigDict,
       wave = decode.read_audio(clip.audio_path, centre, n * seconds, rate,
                                timeout_s=data_cfg.per_file_timeout_s)
     except decode.DecodeError as err:
-      raise DataError(f"cannot decode the sound of {clip.audio_path}: {err}") from None
+      failed.append((clip.audio_path, str(err)))
+      continue
     for k in range(n):
       specs.append(features.spectrogram_from_config(wave[k * step:(k + 1) * step], data_cfg))
       owner.append(i)
-  return Windows(np.stack(specs), np.asarray(owner))
+  if not specs:
+    raise DataError(f"no clip's sound could be decoded ({len(failed)} failed; first: "
+                    f"{failed[0][0]}: {failed[0][1]})")
+  return Windows(np.stack(specs), np.asarray(owner), failed)
 
 
-def tower_features(model: nets.AVNet, variables: dict, spectrograms: np.ndarray,
-                   grid: Sequence[int], batch_size: int) -> np.ndarray:
-  """conv4_2 before ReLU of every window, max-pooled to the grid: float32 [W, gh * gw * C]."""
-  run = jax.jit(lambda v, x: model.apply(v, x, method=nets.AVNet.audio_probe_map))
+def _drop_failed(clips: Sequence[Clip], windows: Windows) -> tuple[list[Clip], Windows]:
+  """The clips that gave windows, and the windows' clip indices into that list."""
+  kept = np.unique(windows.clip)
+  if len(kept) == len(clips):
+    return list(clips), windows
+  print(f"skipped {len(windows.failed)} clip(s) whose sound did not decode, e.g. "
+        f"{windows.failed[0][0]}: {windows.failed[0][1]}", file=sys.stderr)
+  return ([clips[i] for i in kept],
+          Windows(windows.inputs, np.searchsorted(kept, windows.clip), windows.failed))
+
+
+def clip_frames(clips: Sequence[Clip], data_cfg: ml_collections.ConfigDict,
+                progress: bool = True) -> Windows:
+  """Each clip's middle frame (its evaluation frame) as the network sees it in evaluation:
+  one window per clip, the whole frame resized to data.image_size."""
+  images, owner, failed = [], [], []
+  for i, clip in enumerate(tqdm.tqdm(clips, desc="probe frames", unit="clip",
+                                     disable=not progress)):
+    if clip.audio_only:
+      raise DataError(f"an image probe needs pictures; {clip.path} is a sound (use "
+                      "probe.modality=audio)")
+    try:
+      frame = pipeline.decode_frame(clip, pairs.middle_grid_time(clip, data_cfg.audio_seconds),
+                                    data_cfg)
+    except decode.DecodeError as err:
+      failed.append((clip.path, str(err)))
+      continue
+    images.append(features.image_input(frame, data_cfg, None)[0])
+    owner.append(i)
+  if not images:
+    raise DataError(f"no clip's frame could be decoded ({len(failed)} failed; first: "
+                    f"{failed[0][0]}: {failed[0][1]})")
+  return Windows(np.stack(images), np.asarray(owner), failed)
+
+
+# Per modality: the inputs, the tower's probe map, the raw-input baseline and its name.
+MODALITIES = {
+    "audio": (lambda clips, cfg, pc, progress: clip_windows(clips, cfg, pc.max_windows,
+                                                            progress),
+              nets.AVNet.audio_probe_map, svm_probe.spectrogram_features, "spectrogram"),
+    "image": (lambda clips, cfg, pc, progress: clip_frames(clips, cfg, progress),
+              nets.AVNet.image_probe_map, svm_probe.pixel_features, "pixels"),
+}
+
+
+def tower_features(model: nets.AVNet, variables: dict, inputs: np.ndarray,
+                   grid: Sequence[int], batch_size: int,
+                   method=nets.AVNet.audio_probe_map) -> np.ndarray:
+  """conv4_2 before ReLU of every window (method: the tower's probe map), max-pooled to the
+  grid: float32 [W, gh * gw * C]."""
+  run = jax.jit(lambda v, x: model.apply(v, x, method=method))
   out = []
-  for start in range(0, len(spectrograms), batch_size):
-    batch = spectrograms[start:start + batch_size]
+  for start in range(0, len(inputs), batch_size):
+    batch = inputs[start:start + batch_size]
     rows = len(batch)
     if rows < batch_size:  # one compiled shape for every batch
       batch = np.concatenate([batch, np.zeros((batch_size - rows, *batch.shape[1:]),
@@ -93,16 +148,25 @@ def tower_features(model: nets.AVNet, variables: dict, spectrograms: np.ndarray,
 
 
 def _labels_and_folds(clips: Sequence[Clip], n_folds: int, seed: int):
+  """Class names, each clip's class and fold, and whether the folds are the dataset's own."""
   classes = class_names(clips)
   labels = np.array([classes.index(c.label) for c in clips])
   if all(c.fold > 0 for c in clips):
-    return classes, labels, np.array([c.fold for c in clips]), "official"
-  return classes, labels, svm_probe.stratified_folds(labels, n_folds, seed), "stratified"
+    folds, kind = np.array([c.fold for c in clips]), "official"
+  else:
+    try:
+      folds, kind = svm_probe.stratified_folds(labels, n_folds, seed), "stratified"
+    except ValueError as err:
+      raise DataError(str(err)) from None
+  if len(np.unique(folds)) < 2:
+    raise DataError(f"the probe holds each fold out once and needs 2 or more; the clips are "
+                    f"all in fold {folds[0]}")
+  return classes, labels, folds, kind
 
 
 def _probe_clips(probe_cfg, data_cfg) -> tuple[index.Dataset, list[Clip]]:
   cfg = ml_collections.ConfigDict(data_cfg.to_dict())
-  cfg.root, cfg.format, cfg.max_clips = probe_cfg.root, probe_cfg.format, 0
+  cfg.root, cfg.format, cfg.max_clips = probe_cfg.root, probe_cfg.format, probe_cfg.max_clips
   dataset = index.load_dataset(cfg)
   clips = [c for c in dataset.clips if c.label is not None]
   if len(class_names(clips)) < 2:
@@ -120,11 +184,17 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   """Runs the probe (see the module docstring); returns what it writes to the JSON file."""
   check_workdir(workdir)
   pc = config.probe
-  grid = tuple(int(g) for g in pc.grid)
-  c_grid = tuple(float(c) for c in pc.c_grid)
+  try:
+    grid = tuple(int(g) for g in pc.grid)
+    c_grid = tuple(float(c) for c in pc.c_grid)
+  except ValueError as err:
+    raise ConfigError(f"probe.grid takes integers and probe.c_grid numbers: {err}") from None
   if len(grid) != 2 or min(grid) < 1 or not c_grid or min(c_grid) <= 0:
     raise ConfigError(f"probe.grid needs two sizes >= 1 and probe.c_grid positive values; got "
                       f"{grid} and {c_grid}")
+  if pc.modality not in MODALITIES:
+    raise ConfigError(f"probe.modality must be one of {', '.join(MODALITIES)}, got "
+                      f"{pc.modality!r}")
   if not pc.root:
     raise ConfigError("--mode=probe needs the dataset to probe: --config.probe.root=DIR "
                       "(ESC-50, UrbanSound8K, DCASE 2013 or a folder of sounds by class)")
@@ -139,25 +209,27 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   finally:
     ckpt.close()
   dataset, clips = _probe_clips(pc, config.data)
+  make_inputs, method, raw_features, raw_name = MODALITIES[pc.modality]
+  clips, windows = _drop_failed(clips, make_inputs(clips, config.data, pc, progress))
   classes, labels, folds, fold_kind = _labels_and_folds(clips, pc.folds, pc.seed)
-  windows = clip_windows(clips, config.data, pc.max_windows, progress)
   feats = {
-      "trained": tower_features(model, _variables(trained), windows.spectrograms, grid,
-                                pc.batch_size),
-      "untrained": tower_features(model, _variables(initial), windows.spectrograms, grid,
-                                  pc.batch_size),
-      "spectrogram": svm_probe.spectrogram_features(windows.spectrograms),
+      "trained": tower_features(model, _variables(trained), windows.inputs, grid,
+                                pc.batch_size, method),
+      "untrained": tower_features(model, _variables(initial), windows.inputs, grid,
+                                  pc.batch_size, method),
+      raw_name: raw_features(windows.inputs),
   }
   results = {}
-  for name in tqdm.tqdm(FEATURE_SETS, desc="probe SVMs", disable=not progress):
+  for name in tqdm.tqdm(feats, desc="probe SVMs", disable=not progress):
     results[name] = svm_probe.svm_probe(feats[name], windows.clip, labels, folds, c_grid)
   results["majority"] = svm_probe.majority_probe(labels, folds)
   report = _report(results, feats, folds, pc, dict(
       step=int(step), dataset=dataset.root, format=dataset.format, clips=len(clips),
+      undecodable=len(windows.failed),
       classes=len(classes), windows=len(windows.clip), folds=int(len(np.unique(folds))),
       fold_kind=fold_kind, grid=list(grid), c_grid=list(c_grid),
-      window_seconds=float(config.data.audio_seconds),
-      spectrogram=list(windows.spectrograms.shape[1:3])))
+      modality=pc.modality, window_seconds=float(config.data.audio_seconds),
+      input_shape=list(windows.inputs.shape[1:3])))
   if jax.process_index() == 0:
     out_dir = os.path.join(workdir, "probe")
     os.makedirs(out_dir, exist_ok=True)
@@ -194,12 +266,14 @@ def _ci(bounds, signed: bool = False) -> str:
 
 def format_probe_table(report: dict) -> str:
   """The console table of a probe report."""
+  h, w = report["input_shape"]
+  inputs = (f"{report['windows']} windows of {report['window_seconds']:g} s ({h}x{w} "
+            "spectrograms)" if report["modality"] == "audio"
+            else f"{report['windows']} middle frames ({h}x{w})")
   lines = [
-      f"L3 linear probe, step {report['step']}: {report['dataset']} ({report['format']}), "
-      f"{report['clips']} clips, {report['classes']} classes, {report['folds']} "
-      f"{report['fold_kind']} folds, {report['windows']} windows of "
-      f"{report['window_seconds']:g} s ({report['spectrogram'][0]}x{report['spectrogram'][1]} "
-      f"spectrograms)",
+      f"L3 linear probe ({report['modality']} tower), step {report['step']}: "
+      f"{report['dataset']} ({report['format']}), {report['clips']} clips, "
+      f"{report['classes']} classes, {report['folds']} {report['fold_kind']} folds, {inputs}",
       f"tower features: conv4_2 before ReLU, max-pooled to {report['grid'][0]}x"
       f"{report['grid'][1]}; z-normalised on the training folds; linear SVM, C from "
       f"{report['c_grid']} by leave-one-fold-out inside them; window scores averaged per clip",

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import os
+import re
 from typing import Callable, Iterable, Optional
 
 from data_pipeline import media
@@ -55,6 +56,20 @@ def hash_split(clip_id: str, fractions=(0.8, 0.1, 0.1)) -> str:
 
 def normalise_split(name: str) -> Optional[str]:
   return SPLIT_NAMES.get(name.strip().lower())
+
+
+_FOLD = re.compile(r"^fold[_-]?(\d+)$", re.IGNORECASE)
+
+
+def folder_fields(root: str, path: str) -> tuple[Optional[str], int, tuple[str, ...]]:
+  """(split, fold, labels) from a file's folders in a plain folder dataset:
+  `root/<class>/...`, `root/<split>/<class>/...` or `root/fold<K>/<class>/...` (fold 0: none)."""
+  parts = os.path.relpath(path, root).split(os.sep)[:-1]
+  split = normalise_split(parts[0]) if parts else None
+  match = _FOLD.match(parts[0]) if parts and not split else None
+  if split or match:
+    parts = parts[1:]
+  return split, int(match.group(1)) if match else 0, (parts[0],) if parts else ()
 
 
 def walk_files(root: str, extensions: Iterable[str]) -> list[str]:

@@ -8,12 +8,9 @@ cross-validation fold K instead. Without folds the probe deals clips into strati
 from __future__ import annotations
 
 import os
-import re
 
 from data_pipeline import media
 from data_pipeline.formats import common
-
-_FOLD = re.compile(r"^fold[_-]?(\d+)$", re.IGNORECASE)
 
 
 def detect(root: str) -> bool:
@@ -24,14 +21,8 @@ def detect(root: str) -> bool:
 def read(root: str) -> common.Listing:
   entries = []
   for path in common.walk_files(root, media.AUDIO_EXTENSIONS):
-    parts = os.path.relpath(path, root).split(os.sep)[:-1]
-    split, fold = (common.normalise_split(parts[0]), None) if parts else (None, None)
-    if parts and not split and _FOLD.match(parts[0]):
-      fold = int(_FOLD.match(parts[0]).group(1))
-    if split or fold:
-      parts = parts[1:]
-    labels = (parts[0],) if parts else ()
+    split, fold, labels = common.folder_fields(root, path)
     clip_id = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/")
-    entries.append(common.Entry(path=path, labels=labels, split=split, fold=fold or 0,
+    entries.append(common.Entry(path=path, labels=labels, split=split, fold=fold,
                                 clip_id=clip_id))
   return common.Listing(entries)

@@ -24,7 +24,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       # Pair sampling.
       frame_grid=True,      # audio centres on multiples of 1/fps (False: all off the grid)
       # [OtS]'s shortcut: positives on the grid, negatives off it, so that the encoder's
-      # frame-alignment artefacts tell them apart (needs frame_grid; evaluate with avc_shortcut).
+      # frame-alignment artefacts tell them apart (needs frame_grid and train.negatives=pairs;
+      # evaluate with avc_shortcut).
       shortcut_control=False,
       jitter_seconds=0.0,   # L3: audio vs frame offset up to this many seconds
       # Augmentation (train only).

@@ -204,6 +204,7 @@ def test_a_stop_during_validation_saves_the_step_reached(tmp_path, embedded_dir,
     ("eval.every_steps=-5", "eval.every_steps=-5; it must be at least 0"),
     ("data.num_workers=-1", "data.num_workers=-1; it must be at least 0"),
     ("data.frame_grid=false,data.shortcut_control=true", "it needs data.frame_grid=true"),
+    ("data.shortcut_control=true,train.negatives=batch", "use train.negatives=pairs"),
 ])
 def test_out_of_range_settings_are_one_line_before_any_work(override, expected, tmp_path):
   with pytest.raises(config_lib.ConfigError) as err:

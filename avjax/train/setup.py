@@ -74,6 +74,10 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
   if config.data.shortcut_control and not config.data.frame_grid:
     raise ConfigError("data.shortcut_control puts positives on the frame grid and negatives "
                       "off it: it needs data.frame_grid=true")
+  if config.data.shortcut_control and config.train.negatives != "pairs":
+    raise ConfigError("data.shortcut_control moves the sampled negatives off the grid, and "
+                      f"train.negatives={config.train.negatives!r} samples none (its negatives "
+                      "are the batch's positives): use train.negatives=pairs")
   if config.model.dtype not in nets.DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r}; use one of " + ", ".join(nets.DTYPES))
 

@@ -204,6 +204,40 @@ def header_columns(header: list[str], wanted: tuple[str, ...], name: str) -> dic
   return {c: where[c] for c in wanted}
 
 
+def folder_listing(root: str, extensions: Iterable[str]) -> Listing:
+  """Every file with one of the extensions under root, its split, fold and class from its
+  folders (`folder_fields`), its clip id its path under root without the extension."""
+  entries = []
+  for path in walk_files(root, extensions):
+    split, fold, labels = folder_fields(root, path)
+    clip_id = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/")
+    entries.append(Entry(path=path, labels=labels, split=split, fold=fold, clip_id=clip_id))
+  return Listing(entries)
+
+
+def sound_table(root: str, meta: str, columns: tuple[str, str, str],
+                path_of: Callable[[str, str], str]) -> Listing:
+  """The audio-only entries of a metadata CSV with a header (ESC-50, UrbanSound8K).
+
+  Args:
+    root: the dataset folder; meta: the CSV's path under it.
+    columns: the header names of the file name, the fold and the class.
+    path_of: (file name, fold) -> the sound's path under root.
+  """
+  rows = read_csv_rows(os.path.join(root, meta))
+  column = header_columns(rows[0] if rows else [], columns, meta)
+  entries, skipped = [], []
+  for row in rows[1:]:
+    name, fold, label = (row[column[c]] for c in columns)
+    path = os.path.join(root, path_of(name, fold))
+    if not os.path.isfile(path):
+      skipped.append((path, "missing file"))
+      continue
+    entries.append(Entry(path=path, labels=(label,), fold=int(fold),
+                         clip_id=os.path.splitext(name)[0]))
+  return Listing(entries, skipped)
+
+
 def read_csv_rows(path: str, skip_comments: bool = False) -> list[list[str]]:
   """CSV rows with cells stripped; blank lines (and `#` lines when asked) dropped."""
   with open(path, newline="", encoding="utf-8-sig") as f:

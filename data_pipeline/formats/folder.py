@@ -8,8 +8,6 @@ clip id.
 
 from __future__ import annotations
 
-import os
-
 from data_pipeline import media
 from data_pipeline.formats import common
 
@@ -19,10 +17,4 @@ def detect(root: str) -> bool:
 
 
 def read(root: str) -> common.Listing:
-  entries = []
-  for path in common.walk_files(root, media.VIDEO_EXTENSIONS):
-    split, fold, labels = common.folder_fields(root, path)
-    clip_id = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/")
-    entries.append(common.Entry(path=path, labels=labels, split=split, fold=fold,
-                                clip_id=clip_id))
-  return common.Listing(entries)
+  return common.folder_listing(root, media.VIDEO_EXTENSIONS)

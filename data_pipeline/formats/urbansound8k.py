@@ -20,15 +20,5 @@ def detect(root: str) -> bool:
 
 
 def read(root: str) -> common.Listing:
-  rows = common.read_csv_rows(os.path.join(root, META))
-  column = common.header_columns(rows[0] if rows else [], COLUMNS, META)
-  entries, skipped = [], []
-  for row in rows[1:]:
-    name, fold, label = (row[column[c]] for c in COLUMNS)
-    path = os.path.join(root, "audio", f"fold{int(fold)}", name)
-    if not os.path.isfile(path):
-      skipped.append((path, "missing file"))
-      continue
-    entries.append(common.Entry(path=path, labels=(label,), fold=int(fold),
-                                clip_id=os.path.splitext(name)[0]))
-  return common.Listing(entries, skipped)
+  return common.sound_table(root, META, COLUMNS,
+                            lambda name, fold: os.path.join("audio", f"fold{int(fold)}", name))

@@ -1,4 +1,4 @@
-"""--mode=probe: L3's linear probe of a checkpoint's audio tower on an audio dataset.
+"""--mode=probe: L3's linear probe of a checkpoint's audio (or vision) tower on a dataset.
 
     python -m avjax.main --experiment=l3:demo --workdir=W --mode=probe \\
         --config.probe.root=/data/ESC-50

@@ -135,13 +135,17 @@ class Evaluator:
     """Learns from what the net gave on `fit_batches` (only called when those are set)."""
     del collected
 
+  def fit_with(self, predict_fn: PredictFn) -> None:
+    """Runs the net over `fit_batches`, when set, and fits on what it gave."""
+    if self.fit_batches is not None:
+      self.fit(collect(self.fit_batches(), predict_fn, desc=f"fit {self.name}"))
+
   def evaluate(self, collected: dict) -> Iterator[tuple[str, Value]]:
     raise NotImplementedError
 
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, Value]]:
     """Runs the model over this evaluator's batches and yields its (name, value) pairs, each
     resampleable metric as its float value."""
-    if self.fit_batches is not None:
-      self.fit(collect(self.fit_batches(), predict_fn, desc=f"fit {self.name}"))
+    self.fit_with(predict_fn)
     for name, value in self.evaluate(collect(self.batches(), predict_fn, desc=self.name)):
       yield name, value.value() if isinstance(value, RESAMPLEABLE) else value

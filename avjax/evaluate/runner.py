@@ -83,8 +83,7 @@ def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
     collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}",
                         keep_inputs=(keep_inputs or {}).get(mode, 0))
     for ev in group:
-      if ev.fit_batches is not None:
-        ev.fit(collect(ev.fit_batches(), predict_fn, desc=f"fit {ev.name}"))
+      ev.fit_with(predict_fn)
       for name, value in ev.evaluate(collected):
         if isinstance(value, RESAMPLEABLE):
           per_clip[name], value = value, value.value()

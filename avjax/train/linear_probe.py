@@ -20,6 +20,7 @@ untrained net) and writes WORKDIR/probe/<dataset>.json.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -130,12 +131,19 @@ MODALITIES = {
 }
 
 
+@functools.lru_cache(maxsize=4)
+def _probe_map_fn(model: nets.AVNet, method):
+  """The jitted probe map, one per net and tower: the trained and the untrained variables
+  share its compilation."""
+  return jax.jit(lambda v, x: model.apply(v, x, method=method))
+
+
 def tower_features(model: nets.AVNet, variables: dict, inputs: np.ndarray,
                    grid: Sequence[int], batch_size: int,
                    method=nets.AVNet.audio_probe_map) -> np.ndarray:
   """conv4_2 before ReLU of every window (method: the tower's probe map), max-pooled to the
   grid: float32 [W, gh * gw * C]."""
-  run = jax.jit(lambda v, x: model.apply(v, x, method=method))
+  run = _probe_map_fn(model, method)
   out = []
   for start in range(0, len(inputs), batch_size):
     batch = inputs[start:start + batch_size]
@@ -198,6 +206,7 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   if not pc.root:
     raise ConfigError("--mode=probe needs the dataset to probe: --config.probe.root=DIR "
                       "(ESC-50, UrbanSound8K, DCASE 2013 or a folder of sounds by class)")
+  dataset, clips = _probe_clips(pc, config.data)  # a data mistake is said before any compile
   model = build_model(config.model)
   initial = state_lib.create_train_state(model, state_lib.make_optimizer(config.train), config,
                                          runtime.data_mesh())
@@ -208,7 +217,6 @@ def probe_checkpoint(config: ml_collections.ConfigDict, workdir: str,
       ckpt.step_to_restore(checkpoint_step)  # raises: no checkpoint, train first
   finally:
     ckpt.close()
-  dataset, clips = _probe_clips(pc, config.data)
   make_inputs, method, raw_features, raw_name = MODALITIES[pc.modality]
   clips, windows = _drop_failed(clips, make_inputs(clips, config.data, pc, progress))
   classes, labels, folds, fold_kind = _labels_and_folds(clips, pc.folds, pc.seed)

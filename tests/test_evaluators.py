@@ -312,11 +312,41 @@ def test_extended_benchmark_and_negative_audio():
     assert deaf[f"neg/{kind}/pia"] == pytest.approx(deaf["neg/pia_positive"])
     assert hears["scoring"][f"neg/{kind}/pia"]["gain"] == pytest.approx(hears["neg/pia_positive"])
     assert hears["scoring"][f"neg/{kind}/iou"]["gain"] == 1.0
+    # pIA's area over the curve: 1 when no frame lights up, a deaf net's equals its positives'.
+    assert hears[f"neg/{kind}/pia_aoc"] == 1.0
+    assert deaf[f"neg/{kind}/pia_aoc"] == pytest.approx(deaf["neg/pia_positive_aoc"])
+    assert hears["scoring"][f"neg/{kind}/pia_aoc"]["gain"] == pytest.approx(
+        1.0 - hears["neg/pia_positive_aoc"])
   assert hears["neg/pia_positive"] > 0 and hears["neg/threshold"] == 5.0
+  assert hears["neg/pia_positive_aoc"] < 1.0
   # Trivial maps ignore the sound: their AP is that of a deaf net.
   assert hears["baseline/centre/ext/ap"] < 0.75
   assert hears["scoring"]["ext/ap"]["gain"] > 0.2
   assert "ext/ap" in evaluate.format_table(hears)
+
+
+def test_positives_evaluators_read_the_extended_pass_when_both_run():
+  cfg = evaluate.default_eval_config()
+  cfg.batch_size, cfg.loc_protocol = BATCH, "slavc"
+  cfg.evaluators = ("localisation",)
+  modes = []
+  def recording_batches(mode, **options):
+    modes.append(mode)
+    return make_batches(mode, **options)
+  alone, _ = evaluate.evaluate_all(evaluate.build_evaluators(cfg, make_batches, CLIPS, CLASSES),
+                                   _hears(), keep_inputs={"positives": 3})
+  cfg.evaluators = ("localisation", "extended")
+  evaluators = evaluate.build_evaluators(cfg, recording_batches, CLIPS, CLASSES)
+  both, collected = evaluate.evaluate_all(evaluators, _hears(), keep_inputs={"positives": 3})
+  assert modes == ["extended"]  # the positives are the extended pass's own-sound rows
+  assert {k: v for k, v in both.items() if k in alone} == alone
+  assert "ext/ap" in both
+  positives = collected["positives"]
+  np.testing.assert_array_equal(positives["clip_index"], np.arange(NUM_CLIPS))
+  assert (positives["audio_kind"] == 0).all()
+  # The kept inputs are the first positives' rows: clip k's frame with its own sound.
+  np.testing.assert_array_equal(positives["inputs/image"][:, 0, 0, 0], [0, 1, 2])
+  np.testing.assert_array_equal(positives["inputs/audio"][:, 0, 0, 0], [0, 1, 2])
 
 
 def test_l3_run_gives_notes_and_no_cross_modal_rows():

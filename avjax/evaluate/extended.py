@@ -20,8 +20,10 @@ Negative audio (Juanola et al., ICASSP 2025; see `extended_metrics.negative_audi
 per kind of negative sound (other, silence, noise), neg/<kind>/pia is the mean fraction of the
 frame above a threshold set from the positive maps (the median of their maxima) and
 neg/<kind>/iou the mean IoU of a frame's positive and negative masks; lower is better for
-both. A net deaf to the sound would score pia = neg/pia_positive (its pIA with the right
-sound) and IoU = 1: those are their baselines.
+both. neg/<kind>/pia_aoc is vssl_eval's area over the curve of per-image pIA (the share of
+frames with pIA <= t, integrated over t = 0..1; higher is better). A net deaf to the sound
+would score pia = neg/pia_positive and pia_aoc = neg/pia_positive_aoc (the same with the
+right sound) and IoU = 1: those are their baselines.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from avjax.evaluate import extended_metrics, protocols, registry
+from avjax.evaluate import extended_metrics, metrics, protocols, registry
 from avjax.evaluate.common import BatchesFactory, Chance, EvalContext, Evaluator, Value
 from avjax.evaluate.intervals import ByRowWeights, PerClip
 from avjax.evaluate.localisation import DEFAULT_PROTOCOL, scored_maps, trivial_maps
@@ -77,6 +79,11 @@ def extended_pairs(protocol: str, own: np.ndarray, other: np.ndarray, boxes: np.
           for name, key in EXT_METRICS.items()}
 
 
+def _pia_aoc(pia: np.ndarray, clips: np.ndarray) -> PerClip:
+  """extended_metrics.pia_aoc as a per-clip metric (the bootstrap redraws the clips)."""
+  return PerClip(pia[:, None] <= metrics.AUC_THRESHOLDS[None], clips, metrics.auc_of_success)
+
+
 @registry.register
 class ExtendedEvaluator(Evaluator):
   """Yields ext/* (sounding vs non-sounding pairs) and neg/* (negative audio) for loc maps."""
@@ -107,6 +114,8 @@ class ExtendedEvaluator(Evaluator):
       return tuple(f"baseline/{name}/{key}" for name in _BASELINE_MAPS)
     if key.startswith("neg/") and key.endswith("/pia"):
       return "neg/pia_positive"
+    if key.startswith("neg/") and key.endswith("/pia_aoc"):
+      return "neg/pia_positive_aoc"
     if key.startswith("neg/") and key.endswith("/iou"):
       return Chance(1.0, "a map deaf to the sound")
     return None
@@ -153,7 +162,9 @@ class ExtendedEvaluator(Evaluator):
       out = extended_metrics.negative_audio_metrics(
           self.protocol, maps[pos], maps[np.array([rows[kind][c] for c in both])], self.size)
       yield f"neg/{kind}/pia", PerClip.mean(out["pia_negative"], np.array(both))
+      yield f"neg/{kind}/pia_aoc", _pia_aoc(out["pia_negative"], np.array(both))
       yield f"neg/{kind}/iou", PerClip.mean(out["iou"], np.array(both))
       if kind == "other":
         yield "neg/pia_positive", PerClip.mean(out["pia_positive"], np.array(both))
+        yield "neg/pia_positive_aoc", _pia_aoc(out["pia_positive"], np.array(both))
         yield "neg/threshold", float(out["threshold"])

@@ -77,11 +77,14 @@ def scored_maps(collected: dict) -> np.ndarray:
 def trivial_maps(name: str, n: int, shape: tuple[int, int], size: int, seed: int,
                  centre_sigma: float = 0.25) -> np.ndarray:
   """[n, h, w] maps of a trivial baseline, values in [-1, 1]: centre (at size x size), whole
-  or random (at the net's map shape)."""
+  or random (at the net's map shape). The centre and whole maps are the same for every image,
+  so they are read-only broadcast views of one map (VGG-SS's 5k centre maps would otherwise
+  take 2 GB)."""
   if name == "centre":
-    return 2 * metrics.centre_prior_maps(n, size, size, centre_sigma) - 1
+    return np.broadcast_to(2 * metrics.centre_prior_maps(1, size, size, centre_sigma)[0] - 1,
+                           (n, size, size))
   if name == "whole":
-    return np.ones((n,) + tuple(shape))
+    return np.broadcast_to(np.ones(tuple(shape)), (n,) + tuple(shape))
   return np.random.default_rng([seed, 0x10C]).uniform(-1, 1, (n,) + tuple(shape))
 
 

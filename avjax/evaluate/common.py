@@ -35,13 +35,14 @@ INPUT_KEYS = ("image", "audio", "wave")
 
 
 def collect(batches: Iterable[Batch], predict_fn: PredictFn, desc: str = "eval",
-            keep_inputs: int = 0) -> dict:
+            keep_inputs: int = 0, keep_kind: Optional[int] = None) -> dict:
   """Runs predict_fn over the batches; returns batch fields and outputs over valid rows.
 
   Keys: every batch key except the model inputs, plus every output key of predict_fn
   (outputs override batch keys of the same name). Rows with valid=False are dropped. The
-  inputs of the first keep_inputs valid rows are kept too, under "inputs/image",
-  "inputs/audio" and "inputs/wave" (what pictures of those rows need, without decoding again).
+  inputs of the first keep_inputs valid rows (of those whose audio_kind is keep_kind, when it
+  is given) are kept too, under "inputs/image", "inputs/audio" and "inputs/wave" (what
+  pictures of those rows need, without decoding again).
   """
   parts: dict[str, list] = {}
   kept = 0
@@ -56,7 +57,8 @@ def collect(batches: Iterable[Batch], predict_fn: PredictFn, desc: str = "eval",
       if value.ndim and len(value) == rows:
         parts.setdefault(key, []).append(value[valid])
     if kept < keep_inputs:
-      take = np.flatnonzero(valid)[:keep_inputs - kept]
+      keep = valid if keep_kind is None else valid & (np.asarray(batch["audio_kind"]) == keep_kind)
+      take = np.flatnonzero(keep)[:keep_inputs - kept]
       for key in INPUT_KEYS:
         if key in batch:
           parts.setdefault(f"inputs/{key}", []).append(np.asarray(batch[key])[take])

@@ -11,6 +11,7 @@ from avjax.evaluate import intervals, protocols, registry
 from avjax.evaluate.common import EvalContext, Evaluator, PredictFn, Value, collect
 from avjax.evaluate.intervals import RESAMPLEABLE, Resampleable
 from avjax.evaluate.table import baselines, lower_is_better
+from data_pipeline.pairs import AUDIO_KINDS
 
 
 def _block(eval_cfg: ml_collections.ConfigDict, evaluator: type) -> dict:
@@ -57,11 +58,25 @@ def build_evaluators(eval_cfg: ml_collections.ConfigDict,
           for name in eval_cfg.evaluators]
 
 
+# A mode whose rows are some of another mode's, in the same order: (that mode, the audio_kind
+# of those rows). Each clip's "positives" row (the middle frame with its own sound) is its
+# "own" row of the "extended" pass, so when both run the split is decoded and predicted once.
+SUBSET_MODES = {"positives": ("extended", AUDIO_KINDS.index("own"))}
+
+
+def _rows_of_kind(collected: dict, kind: int) -> dict:
+  """The rows of a collected pass whose audio_kind is kind (kept inputs are already theirs)."""
+  rows = collected["audio_kind"] == kind
+  return {key: value if key.startswith("inputs/") else value[rows]
+          for key, value in collected.items()}
+
+
 def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
                  keep_inputs: Optional[Mapping[str, int]] = None,
                  clip_ids: Optional[Sequence[str]] = None, bootstrap_samples: int = 1000,
                  seed: int = 0) -> tuple[dict[str, Value], dict[str, dict]]:
-  """Runs every evaluator; evaluators of the same mode share one pass of the model.
+  """Runs every evaluator; evaluators of the same mode share one pass of the model, and a
+  mode whose rows another mode's pass holds (SUBSET_MODES) reads them from that pass.
 
   The shared pass is the first evaluator's batches of that mode (all come from the same
   make_batches(mode), and evaluators of one mode ask for the same batch options); its outputs
@@ -78,17 +93,34 @@ def evaluate_all(evaluators: Sequence[Evaluator], predict_fn: PredictFn,
   by_mode: dict[str, list[Evaluator]] = {}
   for ev in evaluators:
     by_mode.setdefault(ev.mode, []).append(ev)
-  collected_by_mode = {}
+  keep_inputs = dict(keep_inputs or {})
+  shared = {mode: (superset, kind) for mode, (superset, kind) in SUBSET_MODES.items()
+            if mode in by_mode and superset in by_mode and not keep_inputs.get(superset)}
+  collected_by_mode: dict[str, dict] = {}
+
+  def pass_of(mode: str) -> dict:
+    if mode not in collected_by_mode:
+      if mode in shared:
+        superset, kind = shared[mode]
+        collected_by_mode[mode] = _rows_of_kind(pass_of(superset), kind)
+      else:
+        keep, kind = keep_inputs.get(mode, 0), None
+        for sub, (superset, sub_kind) in shared.items():
+          if superset == mode:  # the inputs kept are the subset's rows
+            keep, kind = keep_inputs.get(sub, 0), sub_kind
+        collected_by_mode[mode] = collect(by_mode[mode][0].batches(), predict_fn,
+                                          desc=f"eval {mode}", keep_inputs=keep,
+                                          keep_kind=kind)
+    return collected_by_mode[mode]
+
   for mode, group in by_mode.items():
-    collected = collect(group[0].batches(), predict_fn, desc=f"eval {mode}",
-                        keep_inputs=(keep_inputs or {}).get(mode, 0))
+    collected = pass_of(mode)
     for ev in group:
       ev.fit_with(predict_fn)
       for name, value in ev.evaluate(collected):
         if isinstance(value, RESAMPLEABLE):
           per_clip[name], value = value, value.value()
         results[name] = value
-    collected_by_mode[mode] = collected
   if clip_ids is not None and per_clip:
     results["scoring"] = intervals.scoring(
         per_clip, results, lambda key: baselines(key, results), clip_ids,

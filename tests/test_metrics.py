@@ -1,11 +1,14 @@
 """Tests of avjax.evaluate metric functions against independent or hand-worked answers."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
 from avjax.evaluate import knn, metrics, protocols
 from avjax.evaluate.ontology import flat_relevance, ontology_relevance
+from benchmarks import ontology_chance
 
 
 def test_avc_accuracy_perfect_inverted_and_mask():
@@ -117,6 +120,38 @@ def test_graph_and_tree_distances_differ_through_a_shared_child():
   assert tree(2, 3) == 19 and tree(3, 3) == 20
   with pytest.raises(ValueError, match="known: graph, tree"):
     ontology_relevance(items, ontology, distance="walk")
+
+
+def test_ontology_chance_reads_a_segment_csv_and_keeps_the_subset(tmp_path, capsys):
+  # root -> music -> {guitar, drum}; root -> animal -> dog.
+  nodes = [{"id": "/m/root", "name": "Root", "child_ids": ["/m/music", "/m/animal"]},
+           {"id": "/m/music", "name": "Music", "child_ids": ["/m/guitar", "/m/drum"]},
+           {"id": "/m/guitar", "name": "Guitar", "child_ids": []},
+           {"id": "/m/drum", "name": "Drum", "child_ids": []},
+           {"id": "/m/animal", "name": "Animal", "child_ids": ["/m/dog"]},
+           {"id": "/m/dog", "name": "Dog", "child_ids": []}]
+  (tmp_path / "ontology.json").write_text(json.dumps(nodes))
+  (tmp_path / "eval.csv").write_text(
+      "# Segments csv\n# num_ytids=4\n# YTID, start_seconds, end_seconds, positive_labels\n"
+      'a, 0.0, 10.0, "/m/guitar,/m/dog"\nb, 5.0, 15.0, "/m/drum"\n'
+      'c, 0.0, 10.0, "/m/dog"\nd, 0.0, 10.0, "/m/guitar"\n')
+  ontology = {n["id"]: n for n in nodes}
+  segments = str(tmp_path / "eval.csv")
+  assert ontology_chance.chance_items(ontology, "Music", segments) == [
+      ["/m/guitar", "/m/dog"], ["/m/drum"], ["/m/guitar"]]
+  assert ontology_chance.chance_items(ontology, "Music", segments, labels="under") == [
+      ["/m/guitar"], ["/m/drum"], ["/m/guitar"]]
+  ontology_chance.main(["--ontology", str(tmp_path / "ontology.json"), "--segments", segments,
+                        "--under", "/m/music", "--k", "2"])
+  out = capsys.readouterr().out
+  # Hand-worked: a = {guitar, dog} and d = {guitar} have r = 20, each with b = {drum} r = 18
+  # (guitar - music - drum). Query a ranks {b, d} at random: E[DCG@2] = 19 (1 + 1/log2 3)
+  # against the ideal 20 + 18/log2 3, 0.98820; d likewise; b sees 18 and 18: 1.
+  assert "3 items with a label under '/m/music'" in out
+  assert "(graph distance, r = 20 - d): 0.992" in out
+  assert "(tree distance, r = 20 - d): 0.992" in out
+  with pytest.raises(SystemExit, match="neither an id nor a name"):
+    ontology_chance.chance_items(ontology, "Cello", segments)
 
 
 def test_ciou_auc_on_hand_worked_maps():

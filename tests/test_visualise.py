@@ -7,6 +7,7 @@ import av
 import cv2
 import numpy as np
 
+from avjax import metrics_file
 from avjax.visualise import drawing, figures, report, video
 import browser
 
@@ -114,7 +115,7 @@ def test_curves_read_a_cut_short_and_resumed_metrics_file(tmp_path):
   lines = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 3, "loss": 9.0},
            {"step": 2, "loss": 2.5}, {"step": 3, "loss": 1.5}]
   path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 4, "lo')
-  rows = figures.read_metrics_jsonl(str(path))
+  rows = metrics_file.read_rows(str(path))
   assert [(r["step"], r["loss"]) for r in rows] == [(1, 3.0), (2, 2.5), (3, 1.5)]
   figures.save(figures.training_curves(rows), str(tmp_path / "c.png"))
 

@@ -12,6 +12,8 @@ from typing import Mapping
 
 import jax
 
+from avjax.metrics_file import read_row
+
 
 class MetricWriter:
   """Appends one JSON object per call to metrics.jsonl; scalars also go to TensorBoard.
@@ -59,12 +61,3 @@ class MetricWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
-
-
-def read_row(line: str):
-  """One metrics.jsonl row as a dict; None for a blank, cut-short or foreign line."""
-  try:
-    row = json.loads(line)
-  except ValueError:
-    return None
-  return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None

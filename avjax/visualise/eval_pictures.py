@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import tqdm
 
+from avjax import metrics_file
 from avjax.evaluate import knn, metrics
 from avjax.evaluate.common import collect
 from avjax.visualise import drawing, figures, report as report_lib, video
@@ -259,7 +260,7 @@ def write_eval_pictures(config, evaluation, workdir: str) -> Optional[str]:
   rep.heading("Metrics (each beside its baseline)")
   rep.metrics_table(results)
 
-  history = figures.read_metrics_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  history = metrics_file.read_rows(os.path.join(workdir, "metrics.jsonl"))
   if history and write:
     rep.heading("Training")
     rep.image(figures.save(figures.training_curves(history, config.experiment),

@@ -7,7 +7,6 @@ global pyplot state is touched.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional, Sequence
 
@@ -78,26 +77,6 @@ def localisation_sheet(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray
                 f"t = {t:.1f} s (max {np.max(m):.2f})")
            for p, m, t in zip(pictures, maps, times)]
   return grid_figure([cells[r:r + cols] for r in range(0, len(cells), cols)], title)
-
-
-def read_metrics_jsonl(path: str) -> list[dict]:
-  """The rows of a workdir's metrics.jsonl in step order (empty when there is none).
-
-  Lines a kill cut short are left out; a step logged twice (by a run stopped before saving
-  it, then by its resume) counts once, as logged last, so the curves never zig-zag.
-  """
-  if not os.path.exists(path):
-    return []
-  rows: dict = {}
-  with open(path) as f:
-    for line in f:
-      try:
-        row = json.loads(line)
-      except ValueError:
-        continue
-      if isinstance(row, dict) and isinstance(row.get("step"), int):
-        rows.setdefault(row["step"], {}).update(row)
-  return [rows[step] for step in sorted(rows)]
 
 
 def training_curves(rows: Sequence[dict], title: str = "") -> Figure:

@@ -21,6 +21,7 @@ import numpy as np
 
 from data_pipeline import clip_cache, decode, features, media, pairs
 from data_pipeline.clips import Clip, DataError, class_names
+from data_pipeline.decoding_marks import DecodingMarks
 
 _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
 
@@ -75,32 +76,40 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
 def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: int,
                   rng: np.random.Generator, data_cfg,
                   frame_rng: np.random.Generator | None = None,
-                  on_failure: Callable[[str, str], None] | None = None) -> dict:
+                  on_failure: Callable[[str, str], None] | None = None,
+                  marks: DecodingMarks | None = None) -> dict:
   """One training example; a clip that fails to decode is replaced by a random other one.
 
   frame_id: equal for the rows of one batch that show the same frame (a positive and its
   negative), in [0, 2^30). frame_rng, when given, draws the frame time and the image
   augmentation: the positive and the negative of one clip get the same generator state, hence
-  the same augmented frame. on_failure(files, reason) hears of each replaced clip.
+  the same augmented frame. on_failure(files, reason) hears of each replaced clip; marks, when
+  given, hold the files being decoded (named if the process dies meanwhile).
   """
   errors = []
   for attempt in range(_MAX_TRIES):
     spec = pairs.sample_pair(clips, clip_index, label, rng, data_cfg, frame_rng=frame_rng)
+    files = clips[spec.image_clip].path
+    if spec.audio_clip != spec.image_clip:
+      files += f" + sound of {clips[spec.audio_clip].audio_path}"
+    if marks is not None:
+      marks.mark(files)
     try:
       image, audio, _ = load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
     except Exception as e:  # pylint: disable=broad-except  # any broken file: use another clip
-      files = clips[spec.image_clip].path
-      if spec.audio_clip != spec.image_clip:
-        files += f" + sound of {clips[spec.audio_clip].audio_path}"
       errors.append(f"{files}: {e}")
       if on_failure is not None:
         on_failure(files, media.failure_reason(e))
       clip_index = int(rng.integers(0, len(clips)))
       continue
+    if marks is not None:
+      marks.clear()
     # A stand-in clip's frame differs from its partner's: it gets an id of its own.
     frame = frame_id if attempt == 0 else 2**30 + frame_id
     return dict(image=image, audio=audio, label=np.int32(label), frame=np.int32(frame),
                 replaced=np.int32(attempt > 0))
+  if marks is not None:
+    marks.clear()
   raise DataError(f"{_MAX_TRIES} clips in a row failed to decode, last: {errors[-1]}")
 
 
@@ -108,12 +117,13 @@ class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 
   def __init__(self, clips, data_cfg, seed: int, process_index: int, process_count: int,
-               positives_only: bool, failure_log: str):
+               positives_only: bool, failure_log: str, decoding_marks: str = ""):
     self._clips = list(clips)
     self._cfg = data_cfg
     self._seed, self._process, self._processes = seed, process_index, process_count
     self._positives_only = positives_only
     self._failure_log = failure_log
+    self._marks = DecodingMarks(decoding_marks) if decoding_marks else None
 
   def _log_failure(self, position: int, files: str, reason: str) -> None:
     """One line per replaced clip; a single short O_APPEND write, so the lines of several
@@ -136,12 +146,12 @@ class _TrainTransform:
     log = functools.partial(self._log_failure, position)
     if self._positives_only:  # every row its own frame and sound
       return train_example(self._clips, clip_index, 1, self._frame_id(position), rng, self._cfg,
-                           on_failure=log)
+                           on_failure=log, marks=self._marks)
     # Positions 2k and 2k+1 show the same clip (_EachTwice): one frame generator per pair.
     frame_rng = np.random.default_rng([self._seed, self._process, position // 2])
     return train_example(self._clips, clip_index, pairs.label_for_position(position),
                          self._frame_id(position // 2), rng, self._cfg, frame_rng,
-                         on_failure=log)
+                         on_failure=log, marks=self._marks)
 
 
 class _EachTwice(grain.MapDataset):
@@ -167,12 +177,15 @@ class _EachTwice(grain.MapDataset):
 
 def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, seed: int,
                   process_index: int = 0, process_count: int = 1,
-                  positives_only: bool = False, failure_log: str = "") -> grain.IterDataset:
+                  positives_only: bool = False, failure_log: str = "",
+                  decoding_marks: str = "") -> grain.IterDataset:
   """Endless, deterministic per-process training batches (see the module docstring).
 
   positives_only: every row a frame with its own sound (label 1), for losses that take their
   negatives from the other rows of the batch (train.negatives="batch").
   failure_log: a file that gets one line per replaced clip: stream position, reason, files.
+  decoding_marks: a folder where each decoding process marks the files it is decoding
+  (data_pipeline.decoding_marks), so that a worker that dies can be named with them.
   """
   if len(clips) < 2:
     raise DataError(f"training needs at least 2 clips, got {len(clips)}")
@@ -187,7 +200,7 @@ def train_dataset(data_cfg, clips: Sequence[Clip], *, global_batch_size: int, se
   ds = (ds if positives_only else _EachTwice(ds)).repeat(None)
   ds = ds.map_with_index(lambda i, clip_index: (i, clip_index))
   ds = ds.random_map(_TrainTransform(clips, data_cfg, seed, process_index, process_count,
-                                     positives_only, failure_log))
+                                     positives_only, failure_log, decoding_marks))
   ds = ds.batch(batch_size, drop_remainder=True)
   it = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:

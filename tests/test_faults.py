@@ -1,11 +1,14 @@
-"""Processes that die: a Grain worker killed mid-run makes the trainer save the step it reached
-and say so in one line; a trainer killed with SIGKILL leaves no worker behind."""
+"""Processes that die: a Grain worker killed mid-decode makes the trainer save the step it
+reached and say so in one line, naming the files it was decoding; a trainer killed with SIGKILL
+leaves no worker behind."""
 
+import glob
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -13,6 +16,7 @@ import pytest
 
 from avjax import config as config_lib
 from avjax.train import input_guard, loop
+from data_pipeline import decoding_marks
 from data_pipeline.clips import DataError
 from test_train import latest_step
 import limits
@@ -36,18 +40,37 @@ def _wait_for_training(metrics: str, alive=lambda: True) -> None:
     time.sleep(0.3)
 
 
-def test_a_killed_data_worker_saves_the_step_reached_and_says_so(tmp_path, embedded_dir):
+def _kill_while_decoding(marks_parent: str) -> tuple[int, str]:
+  """SIGKILLs a worker caught in the middle of a decode: each worker is frozen (SIGSTOP) in
+  turn and its decoding mark read; a marked one is killed, the others go on (SIGCONT)."""
+  deadline = time.monotonic() + _START_LIMIT_S
+  while time.monotonic() < deadline:
+    for pid in _children(os.getpid()):
+      os.kill(pid, signal.SIGSTOP)
+      folders = glob.glob(os.path.join(marks_parent, "avjax-decoding-*"))
+      files = decoding_marks.files_of(folders[0], pid) if folders else ""
+      if files:
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer or a decoder crash does
+        return pid, files
+      os.kill(pid, signal.SIGCONT)
+    time.sleep(0.01)
+  raise AssertionError(f"no worker was caught decoding in {_START_LIMIT_S} s")
+
+
+def test_a_killed_data_worker_saves_the_step_reached_and_says_so(tmp_path, embedded_dir,
+                                                                 monkeypatch):
   workdir = str(tmp_path / "run")
   config = config_lib.get_config("avol:tiny", [
       "train.num_steps=100000", "train.log_every_steps=1",
       "train.checkpoint_every_steps=100000", "data.num_workers=2"])
+  marks_parent = tmp_path / "tmp"
+  marks_parent.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(marks_parent))  # where the loop's marks go
   killed = []
 
   def kill_a_worker():
     _wait_for_training(os.path.join(workdir, "metrics.jsonl"))
-    workers = _children(os.getpid())
-    os.kill(workers[0], signal.SIGKILL)  # as the OOM killer does
-    killed.append(workers[0])
+    killed.append(_kill_while_decoding(str(marks_parent)))
 
   killer = threading.Thread(target=kill_a_worker, daemon=True)
   killer.start()
@@ -61,6 +84,13 @@ def test_a_killed_data_worker_saves_the_step_reached_and_says_so(tmp_path, embed
   assert step >= 1 and f"checkpoint of step {step} in " in message, message
   assert latest_step(workdir) == step
   assert not _children(os.getpid())  # the other worker was stopped too
+  # The line names the dead worker and the files it was decoding; the marks are removed.
+  pid, files = killed[0]
+  # ("died (killed by signal 9)" when the guard sees the zombie, "ended" once it is reaped)
+  assert f"data worker process {pid} " in message
+  assert f" while decoding {files}); checkpoint of step " in message
+  assert files.startswith(embedded_dir) and ".mp4" in files, files
+  assert not os.listdir(marks_parent)
 
 
 def test_workers_do_not_outlive_a_trainer_killed_with_sigkill(tmp_path, embedded_dir):

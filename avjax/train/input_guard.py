@@ -20,6 +20,10 @@ POLL_S = 1.0
 class WorkerDied(RuntimeError):
   """A worker process of the input pipeline ended while the trainer waited for a batch."""
 
+  def __init__(self, message: str, pid: int = 0):
+    super().__init__(message)
+    self.pid = pid
+
 
 def worker_processes(parent: int) -> dict[int, str]:
   """{pid: "state exit_code"} of parent's multiprocessing spawn children, zombies too."""
@@ -89,9 +93,9 @@ class GuardedBatches:
     now = worker_processes(os.getpid())
     for pid, status in now.items():
       if status.startswith("Z"):
-        raise WorkerDied(f"data worker process {pid} died ({_death(status)})")
+        raise WorkerDied(f"data worker process {pid} died ({_death(status)})", pid)
     for pid in self._known.keys() - now.keys():
-      raise WorkerDied(f"data worker process {pid} ended")
+      raise WorkerDied(f"data worker process {pid} ended", pid)
     self._known = now
 
   def __iter__(self):

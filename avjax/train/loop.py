@@ -7,8 +7,10 @@ check, the schedules) are named below; the loop itself only strings them togethe
 """
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from typing import Sequence
 
@@ -28,7 +30,7 @@ from avjax.train.evaluation import split_evaluators
 from avjax.train.metric_writer import MetricWriter
 from avjax.train.setup import (TRAIN_KEYS, check_settings, check_workdir,  # noqa: F401
                                make_predict_fn, setup, to_device)
-from data_pipeline import media, pipeline
+from data_pipeline import decoding_marks, media, pipeline
 from data_pipeline.clips import DataError
 
 
@@ -170,10 +172,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   replaced_log = os.path.join(workdir, REPLACED_LOG if jax.process_count() == 1 else
                               f"{REPLACED_LOG}.process_{jax.process_index()}")
-  data_iter = iter(pipeline.train_dataset(
-      config.data, train_clips, global_batch_size=s.global_batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      positives_only=train_cfg.negatives == "batch", failure_log=replaced_log))
+  # Where the workers mark what they decode (local and removed at the end: two writes a clip).
+  marks = tempfile.mkdtemp(prefix="avjax-decoding-")
+  try:
+    data_iter = iter(pipeline.train_dataset(
+        config.data, train_clips, global_batch_size=s.global_batch_size, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        positives_only=train_cfg.negatives == "batch", failure_log=replaced_log,
+        decoding_marks=marks))
+  except BaseException:
+    shutil.rmtree(marks, ignore_errors=True)
+    raise
 
   input_failure = batches = bar = None
   try:
@@ -228,6 +237,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           host_batch = timer.next_batch(batches)
         except Exception as err:  # pylint: disable=broad-except  # a dead worker, 8 bad files
           input_failure = err
+          files = (decoding_marks.files_of(marks, err.pid)
+                   if isinstance(err, input_guard.WorkerDied) else "")
+          if files:
+            input_failure = input_guard.WorkerDied(f"{err} while decoding {files}", err.pid)
         failed = agree(input_failure is not None)
         if failed:
           break
@@ -263,13 +276,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       data_iter.close()
     else:
       input_guard.abandon(data_iter)
+    shutil.rmtree(marks, ignore_errors=True)
   if failed:
     if input_failure is None:
       input_failure = RuntimeError("the input pipeline of another process failed")
     listed = f"; replaced clips are listed in {replaced_log}" if os.path.exists(replaced_log) \
         else ""
+    # A dead worker's line names whole paths; other reasons are cut to one short line.
+    reason = (str(input_failure) if isinstance(input_failure, input_guard.WorkerDied)
+              else media.failure_reason(input_failure))
     raise DataError(f"the input pipeline failed at step {step} of {train_cfg.num_steps} "
-                    f"({type(input_failure).__name__}: {media.failure_reason(input_failure)}); "
+                    f"({type(input_failure).__name__}: {reason}); "
                     + (f"checkpoint of step {saved_step} in {ckpt.directory}: run the same "
                        "command to resume" if saved_step else "no checkpoint was saved")
                     + listed)

@@ -14,13 +14,13 @@ under --under (all of their labels, or with --labels under only those under it);
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
 from avjax.evaluate import metrics
 from avjax.evaluate.ontology import DISTANCES, ontology_relevance, resolve_label
+from data_pipeline.formats import audioset, common
 
 
 def _descendants(ontology: dict, root: str) -> set[str]:
@@ -34,16 +34,9 @@ def _descendants(ontology: dict, root: str) -> set[str]:
 
 
 def _segment_labels(path: str) -> list[list[str]]:
-  """The label ids of each row of an AudioSet segment CSV (`#` lines skipped)."""
-  items = []
-  with open(path) as f:
-    for line in f:
-      if line.startswith("#") or not line.strip():
-        continue
-      parts = line.rstrip("\n").split(",", 3)
-      if len(parts) == 4:
-        items.append([m.strip(' "') for m in parts[3].split(",") if m.strip(' "')])
-  return items
+  """The label ids of each row of an AudioSet segment CSV."""
+  return [audioset.row_labels(row) for row in common.read_csv_rows(path, skip_comments=True)
+          if len(row) >= 4]
 
 
 def chance_items(ontology: dict, under: str, segments: str = "", labels: str = "all",
@@ -75,11 +68,9 @@ def main(argv=None) -> None:
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
   try:
-    with open(args.ontology) as f:
-      nodes = json.load(f)
-  except (OSError, ValueError) as e:
+    ontology = audioset.load_ontology(args.ontology)
+  except (OSError, ValueError, KeyError, TypeError) as e:
     sys.exit(f"error: cannot read the ontology {args.ontology}: {e}")
-  ontology = {n["id"]: n for n in nodes} if isinstance(nodes, list) else nodes
   label_sets = chance_items(ontology, args.under, args.segments, args.labels, args.items,
                             args.seed)
   queries = np.arange(len(label_sets))

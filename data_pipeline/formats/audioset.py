@@ -41,13 +41,21 @@ def _names(root: str) -> dict[str, str]:
   return {r[1]: r[2] for r in rows[1:] if len(r) >= 3}
 
 
-def _ontology(root: str):
-  path = os.path.join(root, "ontology.json")
-  if not os.path.isfile(path):
-    return None
+def load_ontology(path: str) -> dict:
+  """AudioSet's ontology.json as a dict keyed by node id."""
   with open(path) as f:
     items = json.load(f)
   return {item["id"]: item for item in items} if isinstance(items, list) else items
+
+
+def _ontology(root: str):
+  path = os.path.join(root, "ontology.json")
+  return load_ontology(path) if os.path.isfile(path) else None
+
+
+def row_labels(row: list[str]) -> list[str]:
+  """The label ids of a segment row (the quoted list may be split over several cells)."""
+  return [m.strip() for m in ",".join(row[3:]).split(",") if m.strip()]
 
 
 def read(root: str) -> common.Listing:
@@ -62,7 +70,7 @@ def read(root: str) -> common.Listing:
       if len(row) < 4:
         continue
       youtube_id, start, end = row[0], float(row[1]), float(row[2])
-      mids = [m.strip() for m in ",".join(row[3:]).split(",") if m.strip()]
+      mids = row_labels(row)
       clip_id = f"{youtube_id}_{int(round(start)):06d}"
       segments.add(youtube_id, start, end, seconds=end - start, clip_id=clip_id,
                    labels=tuple(names.get(m, m) for m in mids), split=split)

@@ -73,6 +73,28 @@ def load_example(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg,
   return network_inputs(frame, wave, data_cfg, rng, image_rng)
 
 
+class DecodeStalled(DataError):
+  """A training decode ran past data.per_file_timeout_s twice in a row."""
+
+
+def _load_allowing_one_timeout(clips, spec, data_cfg, rng, frame_rng, files: str):
+  """`load_example`, tried once more when decoding runs past data.per_file_timeout_s; a
+  second time is an error that stops training. Replacing the clip instead would make what a
+  seed trains on depend on how busy the machine is. A decode that timed out drew nothing from
+  rng (the augmentation comes after it), so the second try gives what the first would have."""
+  try:
+    return load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
+  except decode.DecodeTimeout:
+    pass
+  try:
+    return load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
+  except decode.DecodeTimeout as e:
+    raise DecodeStalled(
+        f"decoding {files} ran past data.per_file_timeout_s "
+        f"({float(data_cfg.per_file_timeout_s):g} s) twice ({e}): the machine or its storage "
+        "is too slow for that limit; raise it") from None
+
+
 def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: int,
                   rng: np.random.Generator, data_cfg,
                   frame_rng: np.random.Generator | None = None,
@@ -85,6 +107,10 @@ def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: 
   augmentation: the positive and the negative of one clip get the same generator state, hence
   the same augmented frame. on_failure(files, reason) hears of each replaced clip; marks, when
   given, hold the files being decoded (named if the process dies meanwhile).
+
+  Raises:
+    DecodeStalled: a decode ran past data.per_file_timeout_s twice (never replaced).
+    DataError: _MAX_TRIES clips in a row failed to decode.
   """
   errors = []
   for attempt in range(_MAX_TRIES):
@@ -95,7 +121,11 @@ def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: 
     if marks is not None:
       marks.mark(files)
     try:
-      image, audio, _ = load_example(clips, spec, data_cfg, rng, image_rng=frame_rng)
+      image, audio, _ = _load_allowing_one_timeout(clips, spec, data_cfg, rng, frame_rng, files)
+    except DecodeStalled:
+      if marks is not None:
+        marks.clear()
+      raise
     except Exception as e:  # pylint: disable=broad-except  # any broken file: use another clip
       errors.append(f"{files}: {e}")
       if on_failure is not None:

@@ -1,6 +1,7 @@
-"""Processes that die: a Grain worker killed mid-decode makes the trainer save the step it
-reached and say so in one line, naming the files it was decoding; a trainer killed with SIGKILL
-leaves no worker behind."""
+"""Processes and storage that fail: a Grain worker killed mid-decode, or 8 clips in a row that
+fail to decode, make the trainer save the step it reached and say so in one line, naming the
+files; a trainer killed with SIGKILL leaves no worker behind; a checkpoint that cannot be written
+stops the run in one line."""
 
 import glob
 import os
@@ -16,7 +17,7 @@ import pytest
 
 from avjax import config as config_lib
 from avjax.train import input_guard, loop
-from data_pipeline import decoding_marks
+from data_pipeline import decode, decoding_marks, pipeline
 from data_pipeline.clips import DataError
 from test_train import latest_step
 import limits
@@ -91,6 +92,40 @@ def test_a_killed_data_worker_saves_the_step_reached_and_says_so(tmp_path, embed
   assert f" while decoding {files}); checkpoint of step " in message
   assert files.startswith(embedded_dir) and ".mp4" in files, files
   assert not os.listdir(marks_parent)
+
+
+def test_eight_clips_in_a_row_that_fail_to_decode_save_the_step_reached(tmp_path, embedded_dir,
+                                                                        monkeypatch):
+  """Storage lost in the middle of a run: every decode fails once 3 steps are logged (the
+  batches read ahead before then are still used). Each failed clip is replaced and listed
+  until 8 in a row have failed; then the step reached is saved and one line says so, naming
+  the last file and its reason."""
+  workdir = str(tmp_path / "run")
+  config = config_lib.get_config("avol:tiny", ["train.num_steps=100000", "eval.every_steps=0",
+                                               "train.checkpoint_every_steps=100000"])
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  real = pipeline.decode_pair
+
+  def decode_pair(clips, spec, data_cfg):
+    if os.path.exists(metrics) and loop.count_lines(metrics) >= 3:
+      raise decode.DecodeError("video decoding failed (Input/output error)")
+    return real(clips, spec, data_cfg)
+
+  monkeypatch.setattr(pipeline, "decode_pair", decode_pair)
+  with pytest.raises(DataError) as failed:
+    loop.train_and_evaluate(config, workdir)
+  message = str(failed.value)
+  assert "\n" not in message
+  assert message.startswith("the input pipeline failed at step "), message
+  step = int(message.split("at step ")[1].split()[0])
+  assert step >= 3 and (f" of 100000 (DataError: 8 clips in a row failed to decode, last: "
+                        f"{embedded_dir}") in message, message
+  assert f"video decoding failed (Input/output error)); checkpoint of step {step} in " in message
+  listed = os.path.join(workdir, loop.REPLACED_LOG)
+  assert message.endswith(f"; replaced clips are listed in {listed}")
+  assert latest_step(workdir) == step
+  lines = open(listed).read().splitlines()
+  assert len(lines) >= 8 and all("Input/output error" in line for line in lines)
 
 
 def test_workers_do_not_outlive_a_trainer_killed_with_sigkill(tmp_path, embedded_dir):

@@ -10,7 +10,7 @@ import pytest
 from absl import flags
 
 import media_factory as mf
-from data_pipeline import config, pairs, pipeline
+from data_pipeline import config, decode, pairs, pipeline
 from data_pipeline.clips import Clip
 
 flags.FLAGS.mark_as_parsed()  # Grain worker processes read absl flags
@@ -130,6 +130,40 @@ def test_replaced_clips_are_listed_with_file_and_reason(clips, tmp_path):
     assert int(position) >= 0 and bad in files
     assert any(why in reason for why in ("no video frame at", "audio missing",
                                          "decoding failed")), reason
+
+
+def test_a_decode_past_the_time_limit_is_tried_again_then_stops_never_replaced(
+    clips, monkeypatch):
+  """What a seed trains on must not depend on how busy the machine is: a decode that runs past
+  data.per_file_timeout_s once is tried again and gives the example an unhurried decode gives;
+  twice stops with one line naming the files and the setting, and no clip is replaced."""
+  cfg = _cfg()
+  expected = pipeline.train_example(clips, 2, 1, 7, np.random.default_rng(5), cfg)
+  real, calls = pipeline.decode_pair, []
+
+  def slow(times_out):
+    def decode_pair(*args):
+      calls.append(1)
+      if len(calls) <= times_out:
+        raise decode.DecodeTimeout("video decoding timed out")
+      return real(*args)
+    return decode_pair
+
+  replaced = []
+  monkeypatch.setattr(pipeline, "decode_pair", slow(1))
+  got = pipeline.train_example(clips, 2, 1, 7, np.random.default_rng(5), cfg,
+                               on_failure=lambda *a: replaced.append(a))
+  assert len(calls) == 2 and not replaced and got["replaced"] == 0
+  for key in expected:
+    np.testing.assert_array_equal(got[key], expected[key])
+  calls.clear()
+  monkeypatch.setattr(pipeline, "decode_pair", slow(2))
+  with pytest.raises(pipeline.DecodeStalled) as stalled:
+    pipeline.train_example(clips, 2, 1, 7, np.random.default_rng(5), cfg,
+                           on_failure=lambda *a: replaced.append(a))
+  message = str(stalled.value)
+  assert len(calls) == 2 and not replaced and "\n" not in message
+  assert clips[2].path in message and "data.per_file_timeout_s (20 s) twice" in message
 
 
 def test_eval_batches_fixed_padded_boxes(clips):

@@ -87,6 +87,9 @@ class GuardedBatches:
         continue
       if ok:
         return value
+      # Grain may see the dead worker first ("Worker process was terminated unexpectedly",
+      # no pid): the worker named when it can be.
+      self._check_workers()
       raise value
 
   def _check_workers(self) -> None:

@@ -282,8 +282,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       input_failure = RuntimeError("the input pipeline of another process failed")
     listed = f"; replaced clips are listed in {replaced_log}" if os.path.exists(replaced_log) \
         else ""
-    # A dead worker's line names whole paths; other reasons are cut to one short line.
-    reason = (str(input_failure) if isinstance(input_failure, input_guard.WorkerDied)
+    # Our own errors (a dead worker, a stalled decode, 8 bad clips) name whole paths: their
+    # first line is kept whole; other reasons are cut to one short line.
+    reason = (str(input_failure).splitlines()[0]
+              if isinstance(input_failure, (input_guard.WorkerDied, DataError))
               else media.failure_reason(input_failure))
     raise DataError(f"the input pipeline failed at step {step} of {train_cfg.num_steps} "
                     f"({type(input_failure).__name__}: {reason}); "

@@ -75,6 +75,7 @@ def main(args: Args) -> None:
   from data_pipeline.clips import DataError  # pylint: disable=g-import-not-at-top
 
   runtime.quiet_logs(FLAGS["verbosity"].present)
+  runtime.interrupt_on_stop_signals()
   runtime.enable_compile_cache()
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
@@ -99,6 +100,11 @@ def main(args: Args) -> None:
           print(f"Report (metrics, heat maps, retrieval, video): {report}")
   except loop.TrainingStopped as stopped:
     print(f"avjax: {stopped}", file=sys.stderr)
+    sys.exit(stopped.exit_code)
+  except runtime.Interrupted as stopped:
+    print(f"avjax: stopped at once by signal {stopped.signum}; files are written whole or not "
+          "at all (checkpoints, caches, configs, metrics): run the same command to go on",
+          file=sys.stderr)
     sys.exit(stopped.exit_code)
   except checkpoint.CheckpointError as err:
     runtime.exit_at_once(f"avjax: {err}")

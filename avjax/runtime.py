@@ -1,7 +1,9 @@
-"""Runtime facts every entry point shares: the device mesh, the compile cache, the log level."""
+"""Runtime facts every entry point shares: the device mesh, the compile cache, the log level,
+what SIGTERM and Ctrl-C do outside the training steps, whole-file writes."""
 
 import logging
 import os
+import signal
 import sys
 
 import jax
@@ -82,3 +84,36 @@ def exit_at_once(message: str, status: int = 1) -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(status)  # pylint: disable=protected-access
+
+
+class Interrupted(BaseException):
+  """SIGTERM or Ctrl-C where the training loop does not turn it into a save (indexing,
+  compiling, restoring, evaluating, or a second Ctrl-C). A BaseException, as
+  KeyboardInterrupt is, so that no `except Exception` takes it for a bad file."""
+
+  def __init__(self, signum: int):
+    super().__init__(f"signal {signum}")
+    self.signum = signum
+    self.exit_code = 128 + signum  # 143 for SIGTERM, 130 for Ctrl-C
+
+
+def _raise_interrupted(signum, frame):
+  del frame
+  raise Interrupted(signum)
+
+
+def interrupt_on_stop_signals() -> None:
+  """SIGTERM and Ctrl-C raise Interrupted wherever the main thread is: finally blocks run (the
+  probe keeps the verdicts it has, its workers are stopped) and the entry point says so in
+  one line. The training loop puts its own handler in place while it trains."""
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, _raise_interrupted)
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Writes a text file whole or not at all (temp file + rename): a kill or a signal midway
+  leaves the previous version."""
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)

@@ -42,4 +42,5 @@ def default_data_config() -> ml_collections.ConfigDict:
       # Batches each worker keeps ready: absorbs the jitter of decodes and of a shared CPU.
       worker_buffer_batches=4,
       per_file_timeout_s=20.0,
+      probe_workers=0,  # processes probing a dataset's new files (0: one per core)
   ))

@@ -237,7 +237,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
       [(e.path, e.audio_path) for e in entries],
       cache_path=os.path.join(directory, "probe_cache.json"),
       timeout_s=float(data_cfg.get("per_file_timeout_s", 20.0)),
-      memory_limit_mb=memory_limit_mb, probe_fn=probe_fn, progress=progress)
+      num_workers=int(data_cfg.get("probe_workers", 0) or 0), memory_limit_mb=memory_limit_mb, probe_fn=probe_fn, progress=progress)
   skipped = list(listing.skipped)
   transient = sum(1 for r in results if r.get("transient"))
   clips = _build_clips(entries, results, skipped)

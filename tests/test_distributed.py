@@ -19,6 +19,7 @@ import limits
 from avjax import config as config_lib
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import loop
+from avjax.train import resume
 from data_pipeline import pipeline
 
 OVERRIDES = ("train.num_steps=2", "train.checkpoint_every_steps=2", "data.max_clips=16",
@@ -173,11 +174,9 @@ def test_two_processes_train_like_one(tmp_path, embedded_dir):
   assert moved > len(ours) // 2, f"only {moved} of {len(ours)} arrays changed in 2 steps"
 
 
-def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir):
-  """Preemption of one host: the stop is agreed before anyone saves, so both processes save
-  the same step and exit 143 (a process that saved alone would leave the other waiting in the
-  step's collectives forever)."""
-  workdir = str(tmp_path / "job")
+def _start_processes(tmp_path, workdir: str, args_of) -> tuple[list, list[str]]:
+  """`python -m avjax.main` as each process of a localhost job of avol:tiny; args_of(i): the
+  further arguments of process i. The processes and their log files."""
   port = _free_port()
   procs, logs = [], []
   for i in range(PROCESSES):
@@ -186,10 +185,28 @@ def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir
       procs.append(subprocess.Popen(
           [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
            "--distributed", f"--coordinator_address=localhost:{port}",
-           f"--num_processes={PROCESSES}", f"--process_id={i}", "--config.data.max_clips=16",
-           "--config.eval.every_steps=0", "--config.train.num_steps=100000",
-           "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=100000"],
+           f"--num_processes={PROCESSES}", f"--process_id={i}", *args_of(i)],
           stdout=f, stderr=subprocess.STDOUT))
+  return procs, logs
+
+
+def _read_logs(logs: list[str]) -> list[str]:
+  text = []
+  for log in logs:
+    with open(log, errors="replace") as f:
+      text.append(f.read())
+  return text
+
+
+def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir):
+  """Preemption of one host: the stop is agreed before anyone saves, so both processes save
+  the same step and exit 143 (a process that saved alone would leave the other waiting in the
+  step's collectives forever)."""
+  workdir = str(tmp_path / "job")
+  procs, logs = _start_processes(tmp_path, workdir, lambda i: [
+      "--config.data.max_clips=16", "--config.eval.every_steps=0",
+      "--config.train.num_steps=100000", "--config.train.log_every_steps=1",
+      "--config.train.checkpoint_every_steps=100000"])
   metrics = os.path.join(workdir, "metrics.jsonl")
   deadline = time.monotonic() + limits.HANG_S
   try:
@@ -204,10 +221,7 @@ def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir
     for p in procs:
       if p.poll() is None:
         p.kill()
-  text = []
-  for log in logs:
-    with open(log, errors="replace") as f:
-      text.append(f.read())
+  text = _read_logs(logs)
   assert [p.returncode for p in procs] == [143, 143], "\n---\n".join(t[-2500:] for t in text)
   ckpt = checkpoint_lib.Checkpointer(workdir)
   step = ckpt.latest_step()
@@ -217,3 +231,30 @@ def test_sigterm_to_one_process_stops_the_job_at_one_step(tmp_path, embedded_dir
   assert f"stopped at step {step} of 100000 (signal 15)" in text[1]
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints", str(step), "data"))) == [
       "commit_success.txt", "process_0-of-2.json", "process_1-of-2.json"]
+
+
+def test_hosts_that_index_other_clips_stop_before_training_in_one_line(tmp_path, embedded_dir):
+  """Each host indexes the files itself; one that holds other clips (a file it cannot read, a
+  different copy of the data) would shift every shard. Both processes stop before the first
+  step with one line naming the process that differs."""
+  workdir = str(tmp_path / "job")
+  procs, logs = _start_processes(tmp_path, workdir, lambda i: [
+      f"--config.data.max_clips={16 - 2 * i}", "--config.eval.every_steps=0",
+      "--config.train.num_steps=2"])
+  try:
+    for p in procs:
+      p.wait(timeout=limits.HANG_S)
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  text = _read_logs(logs)
+  assert [p.returncode for p in procs] == [1, 1], "\n---\n".join(t[-2500:] for t in text)
+  for t in text:
+    errors = [line for line in t.splitlines() if line.startswith("avjax: ")]
+    assert errors == ["avjax: processes [1] indexed other training clips than process 0: their "
+                      "data folders or probe results differ (see each host's skipped-files "
+                      "list)"], t[-2500:]
+    assert "Traceback" not in t
+  assert not os.path.exists(os.path.join(workdir, "metrics.jsonl"))
+  assert not resume.has_checkpoints(workdir)

@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from avjax import config as config_lib
+from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import evaluation, loop
 from avjax.visualise import eval_pictures
 from data_pipeline import pipeline
@@ -176,9 +177,11 @@ def test_sigterm_to_run_sh_train_saves_and_exits_143(tmp_path, embedded_dir):
     assert json.loads(f.readlines()[-1])["step"] == step
 
 
-def test_a_stop_during_validation_saves_the_step_reached(tmp_path, embedded_dir, monkeypatch):
+def test_a_stop_during_validation_or_a_save_saves_the_step_reached(tmp_path, embedded_dir,
+                                                                   monkeypatch):
   """SIGTERM while the validation of a step that is not a save step runs: that step is saved
-  all the same, and the trainer says it stopped (exit code 143), resumable."""
+  all the same, and the trainer says it stopped (exit code 143), resumable. SIGTERM during a
+  save: the save completes, the run stops at that step and saves nothing twice."""
   workdir = str(tmp_path / "stopped_in_eval")
   real_run = loop.evaluate.run_evaluators
 
@@ -192,6 +195,21 @@ def test_a_stop_during_validation_saves_the_step_reached(tmp_path, embedded_dir,
                                     "train.checkpoint_every_steps=100"), workdir)
   assert stopped.value.exit_code == 143
   assert latest_step(workdir) == 2
+
+  monkeypatch.setattr(loop.evaluate, "run_evaluators", real_run)
+  real_save, saves = checkpoint_lib.Checkpointer.save, []
+
+  def sigterm_then_save(self, step, state, data_iterator):
+    saves.append(step)
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the save of this step runs
+    return real_save(self, step, state, data_iterator)
+
+  monkeypatch.setattr(checkpoint_lib.Checkpointer, "save", sigterm_then_save)
+  with pytest.raises(loop.TrainingStopped, match="stopped at step 3 of 8") as stopped:
+    loop.train_and_evaluate(_config("avol:tiny", "train.num_steps=8", "eval.every_steps=0",
+                                    "train.checkpoint_every_steps=3"), workdir)
+  assert stopped.value.exit_code == 143 and saves == [3]
+  assert latest_step(workdir) == 3
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -16,6 +16,7 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from avjax import runtime
 from avjax.errors import ConfigError
 from data_pipeline import media
 
@@ -157,7 +158,7 @@ class StopRequest:
 
   def _handle(self, signum, frame):
     if self.requested and signum == signal.SIGINT:
-      raise KeyboardInterrupt  # a second Ctrl-C stops at once
+      raise runtime.Interrupted(signum)  # a second Ctrl-C stops at once
     if not self.requested:
       self.signum = signum
     self.requested = True

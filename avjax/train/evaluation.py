@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 import jax
 import ml_collections
 
-from avjax import evaluate
+from avjax import evaluate, runtime
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train.setup import check_workdir, make_predict_fn, setup
@@ -104,8 +104,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   out_dir = os.path.join(workdir, "eval")
   if jax.process_index() == 0:
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-      json.dump(results, f, indent=2, default=float)
+    runtime.write_atomic(os.path.join(out_dir, "metrics.json"),
+                         json.dumps(results, indent=2, default=float))
     print(evaluate.format_table(results))
     print(f"Metrics written to {os.path.join(out_dir, 'metrics.json')}")
   return Evaluation(results, collected, predict_fn, split_batches(config, clips, s.dataset),

@@ -19,6 +19,7 @@ from typing import Iterable, Optional, Sequence
 
 import ml_collections
 
+from avjax import runtime
 from avjax.errors import ConfigError
 
 IDENTITY_FILE = "resume_identity.json"
@@ -26,8 +27,8 @@ IDENTITY_FILE = "resume_identity.json"
 _FIELDS = ("experiment", "seed", "model", "train.batch_size", "train.per_device_batch_size",
            "train.negatives", "data")
 # Data settings that change neither which clips are read nor in what order or form.
-_DATA_FREE = ("cache_dir", "per_file_timeout_s", "worker_buffer_batches", "decode_cache_mb",
-              "decode_cache_max_seconds")
+_DATA_FREE = ("cache_dir", "per_file_timeout_s", "probe_workers", "worker_buffer_batches",
+              "decode_cache_mb", "decode_cache_max_seconds")
 
 
 def _flatten(prefix: str, value) -> dict:
@@ -102,12 +103,6 @@ def record(config: ml_collections.ConfigDict, workdir: str, identity: dict,
   text = config.to_json(indent=2)
   for path in (os.path.join(workdir, "configs", f"{stamp}_from_step_{start_step}.json"),
                os.path.join(workdir, "config.json")):
-    _write_atomic(path, text)
-  _write_atomic(os.path.join(workdir, IDENTITY_FILE), json.dumps(identity, indent=2))
+    runtime.write_atomic(path, text)
+  runtime.write_atomic(os.path.join(workdir, IDENTITY_FILE), json.dumps(identity, indent=2))
 
-
-def _write_atomic(path: str, text: str) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

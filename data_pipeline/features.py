@@ -31,8 +31,9 @@ def log_spectrogram(wave: np.ndarray, *, n_fft: int, win_length: int, hop_length
   mag = np.abs(stft)[:, :spec_frames]
   if mag.shape[1] < spec_frames:
     mag = np.pad(mag, ((0, 0), (0, spec_frames - mag.shape[1])))
-  # log_eps > 0 keeps silence finite.
-  return np.log(mag + log_eps).astype(np.float32)[:, :, None]
+  # log_eps > 0 keeps silence finite. C order (librosa's STFT is Fortran-ordered): Grain moves
+  # only C-ordered arrays through shared memory, others are pickled through a pipe.
+  return np.ascontiguousarray(np.log(mag + log_eps), dtype=np.float32)[:, :, None]
 
 
 def spectrogram_from_config(wave: np.ndarray, data_cfg) -> np.ndarray:

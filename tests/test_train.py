@@ -152,14 +152,15 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, embedded_dir):
 
 def test_sigterm_to_run_sh_train_saves_and_exits_143(tmp_path, embedded_dir):
   """SIGTERM sent to `./run.sh train` (as a scheduler sends it) reaches the trainer, which
-  saves the step it reached and exits 143 ("stopped, resumable"), not 0."""
+  saves the step it reached and exits 143 ("stopped, resumable"), not 0; the shared memory of
+  the batches its workers had ready is released (no resource_tracker warning)."""
   workdir = str(tmp_path / "preempted")
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.Popen(
       ["bash", os.path.join(repo, "run.sh"), "train", "--experiment=avol:tiny",
        f"--workdir={workdir}", "--config.train.num_steps=100000",
        "--config.train.checkpoint_every_steps=100000",
-       "--config.data.num_workers=1"],  # worker processes must not keep the run alive
+       "--config.data.num_workers=2"],  # worker processes must not keep the run alive
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
       env=dict(os.environ, AVJAX_VENV=sys.prefix))
   metrics = os.path.join(workdir, "metrics.jsonl")
@@ -175,6 +176,8 @@ def test_sigterm_to_run_sh_train_saves_and_exits_143(tmp_path, embedded_dir):
   assert f"avjax: stopped at step {step} of 100000" in err and "run the same command" in err
   with open(metrics) as f:
     assert json.loads(f.readlines()[-1])["step"] == step
+  # Every batch the workers had ready was in shared memory, and was released.
+  assert "leaked shared_memory" not in err, err[-2000:]
 
 
 def test_a_stop_during_validation_or_a_save_saves_the_step_reached(tmp_path, embedded_dir,

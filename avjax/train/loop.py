@@ -246,6 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           break
         batch = to_device(host_batch, s.batch_sharding)
         state, metrics = s.train_step(state, batch)
+        # The rows live in the workers' shared memory until nothing refers to them.
+        host_batch = batch = None
         pending.append(metrics)
         step += 1
         bar.update(1)

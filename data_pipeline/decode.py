@@ -57,13 +57,23 @@ def _check_file(path: str) -> None:
     raise DecodeError("cannot open: permission denied")
 
 
+def _past(deadline: float) -> bool:
+  """Whether FFmpeg's interrupt callback may have fired: an interrupted read does not always
+  surface as ExitError (an interrupted stream probe reads as "Invalid data found"), so any
+  error after the deadline counts as a timeout, never as a verdict on the file."""
+  return time.monotonic() >= deadline
+
+
 def _open(path: str, timeout_s: float):
   _check_file(path)
+  deadline = time.monotonic() + timeout_s
   try:
     return av.open(path, timeout=timeout_s)
   except av.ExitError:  # FFmpeg's interrupt callback fired: the open ran past timeout_s
     raise DecodeTimeout(f"opening timed out after {timeout_s:g} s") from None
   except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+    if _past(deadline):
+      raise DecodeTimeout(f"opening timed out after {timeout_s:g} s") from None
     raise DecodeError(f"not a media file ({media.failure_reason(e)})") from None
 
 
@@ -169,6 +179,8 @@ def _frame_at(container, stream, t, deadline, seek):
   except av.ExitError:
     raise DecodeTimeout("video decoding timed out") from None
   except av.FFmpegError as e:
+    if _past(deadline):
+      raise DecodeTimeout("video decoding timed out") from None
     # Frames before t decoded, then an error: what t shows is unknown, not the last good
     # frame, unless t lies past the stream's end (read_frame_with_time checks).
     if previous is None or _stream_end(container, stream) is None:
@@ -247,6 +259,8 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
   except av.ExitError:
     raise DecodeTimeout("audio decoding timed out") from None
   except av.FFmpegError as e:
+    if _past(deadline):
+      raise DecodeTimeout("audio decoding timed out") from None
     if not decoded_any:
       raise DecodeError(f"audio decoding failed ({media.failure_reason(e)})") from None
     failure = media.failure_reason(e)  # judged below by what is missing

@@ -39,7 +39,8 @@ SILENCE_PEAK = 1e-4
 SILENCE_WINDOWS = 5
 DEFAULT_MEMORY_LIMIT_MB = 6144
 _PROBE_RATE = 16000
-_CACHE_VERSION = 3  # 1 cached transient failures as verdicts; 2 refused sound-only files
+_CACHE_VERSION = 4  # 1 cached transient failures as verdicts; 2 refused sound-only files;
+# 3 could cache an open cut short by its time limit as "not a media file"
 SAVE_EVERY_S = 30.0
 
 Item = tuple[str, str]  # (path, audio_path)

@@ -102,6 +102,27 @@ def test_errors_are_decode_errors(tmp_path):
     decode.read_frame(str(tmp_path / "missing.mp4"), 0.0)
 
 
+def test_a_read_cut_short_by_its_time_limit_is_a_timeout_not_a_bad_file(tmp_path):
+  """FFmpeg's interrupt of an open in progress can read as "Invalid data found" (seen with
+  0.1-1 ms limits on a 10 s video): a good file under a too-short limit must fail as
+  DecodeTimeout (transient, never cached), never as a verdict that the file is not media."""
+  path = mf.write_video(str(tmp_path / "ten_seconds.mp4"), seconds=10.0)
+  reasons = []
+  for limit in (1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 1e-5, 1e-6):
+    for read in (lambda: decode.media_info(path, timeout_s=limit),
+                 lambda: decode.read_frame(path, 1.0, timeout_s=limit),
+                 lambda: decode.read_audio(path, 1.0, 1.0, 16000, timeout_s=limit)):
+      for _ in range(3):
+        try:
+          read()
+        except decode.DecodeTimeout:
+          reasons.append("timeout")
+        except decode.DecodeError as e:
+          reasons.append(str(e))
+  assert "timeout" in reasons  # 1 microsecond is always too short
+  assert set(reasons) == {"timeout"}, sorted(set(reasons))
+
+
 def _all_audio_mean(path):
   """The whole track decoded and averaged over channels, for comparison."""
   chunks = []

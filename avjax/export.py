@@ -152,8 +152,7 @@ def _restore_variables(export_dir: str, model: nets.AVNet, prep: dict) -> dict:
       restored = checkpointer.restore(path)
   except Exception as err:  # pylint: disable=broad-except
     # Orbax and TensorStore raise many types for damaged files; all mean the same here.
-    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-    raise ExportError(f"{path} cannot be read ({reason})") from None
+    raise ExportError(f"{path} cannot be read ({media.failure_reason(err)})") from None
   size = prep["image_size"]
   image = jnp.zeros((1, size, size, 3), jnp.uint8)
   audio = jnp.zeros((1,) + media.spectrogram_shape(prep), jnp.float32)

@@ -39,11 +39,16 @@ def mono_samples(frame) -> np.ndarray:
   return samples.reshape(channels, -1).astype(np.float32).mean(axis=0)
 
 
-def failure_reason(err: BaseException) -> str:
-  """The first line of an exception's message (its OS reason when it has one), at most 200
-  characters; the exception's type name when the message is empty."""
+def failure_reason(err: BaseException, limit: int = 200) -> str:
+  """The first line of an exception's message (its OS reason when it has one), at most limit
+  characters; the exception's type name when the message is empty. A longer line keeps its
+  start and its end around " ... ": libraries put the path first and the cause last."""
   text = str(getattr(err, "strerror", None) or err).strip()
-  return (text.splitlines() or [type(err).__name__])[0][:200]
+  line = (text.splitlines() or [type(err).__name__])[0]
+  if len(line) <= limit:
+    return line
+  tail = limit // 3
+  return f"{line[:limit - tail - 5]} ... {line[-tail:]}"
 
 
 def spectrogram_shape(settings) -> tuple[int, int, int]:

@@ -49,6 +49,11 @@ def test_failure_reason_is_one_short_line():
   assert media.failure_reason(ValueError("  first line\nsecond line")) == "first line"
   assert media.failure_reason(RuntimeError("")) == "RuntimeError"
   assert len(media.failure_reason(ValueError("x" * 500))) == 200
+  # The cause at the end of a long line survives the cut.
+  long = ValueError("Error writing local file \"" + "/deep/folder" * 40 + "\": File too large")
+  reason = media.failure_reason(long)
+  assert len(reason) == 200 and reason.startswith("Error writing local file \"/deep/folder")
+  assert reason.endswith("\": File too large") and " ... " in reason
 
 
 def test_spectrogram_shape_of_configs_and_export_settings():

@@ -127,6 +127,20 @@ def test_eight_clips_in_a_row_that_fail_to_decode_save_the_step_reached(tmp_path
   assert latest_step(workdir) == step
   lines = open(listed).read().splitlines()
   assert len(lines) >= 8 and all("Input/output error" in line for line in lines)
+  # Only the batches trained and the one that failed: none the pipeline had read ahead.
+  positions = [int(line.split("\t")[0]) for line in lines]
+  assert max(positions) < (step + 1) * config.train.batch_size, (step, max(positions))
+
+
+def test_the_replaced_clips_log_keeps_the_rows_trained_once_each(tmp_path):
+  log = tmp_path / "replaced_clips.tsv"
+  rows = ["3\tbad\ta.mp4\n", "17\tbad\tb.mp4\n", "3\tbad\ta.mp4\n", "9\tcut\tc.mp4\n",
+          "40\tbad\td.mp4\n"]
+  log.write_text("".join(rows))
+  loop.trim_replaced_log(str(log), 16)  # 2 steps of 8 rows trained
+  assert log.read_text() == "3\tbad\ta.mp4\n9\tcut\tc.mp4\n"
+  loop.trim_replaced_log(str(log), 0)
+  assert not log.exists()
 
 
 def test_workers_do_not_outlive_a_trainer_killed_with_sigkill(tmp_path, embedded_dir):

@@ -22,6 +22,7 @@ from jax._src import distributed  # the coordination client: its barrier has a t
 from jax.experimental import multihost_utils
 
 from avjax import evaluate
+from avjax import runtime
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import input_guard
@@ -108,6 +109,26 @@ def count_lines(path: str) -> int:
     return sum(1 for _ in f)
 
 
+def trim_replaced_log(path: str, rows: int) -> None:
+  """Keeps the lines of a replaced-clips log whose stream position is below rows, once each.
+  Workers decode batches ahead of the step, so a run that ends has logged clips of batches it
+  never trained on, and a run resumed after a kill logs the replayed ones again (the same
+  lines: the stream is deterministic)."""
+  if not os.path.exists(path):
+    return
+  kept, seen = [], set()
+  with open(path, encoding="utf-8", errors="replace") as f:
+    for line in f:
+      position = line.split("\t", 1)[0]
+      if position.isdigit() and int(position) < rows and line not in seen:
+        seen.add(line)
+        kept.append(line)
+  if kept:
+    runtime.write_atomic(path, "".join(kept))
+  else:
+    os.remove(path)
+
+
 def save_after_failure(ckpt, step, state, data_iter, saved_step) -> int:
   """Saves the step reached; the step saved before when the iterator cannot be saved."""
   try:
@@ -184,7 +205,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     shutil.rmtree(marks, ignore_errors=True)
     raise
 
-  input_failure = batches = bar = None
+  input_failure = batches = bar = step = None
   try:
     # Checkpoint restore: state and iterator together, or a fresh start.
     ckpt = checkpoint_lib.Checkpointer(workdir, keep=train_cfg.keep_checkpoints)
@@ -279,6 +300,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     else:
       input_guard.abandon(data_iter)
     shutil.rmtree(marks, ignore_errors=True)
+    if step is not None:  # the workers are stopped: keep the batches trained (and the failed one)
+      rows = s.global_batch_size // jax.process_count()
+      trim_replaced_log(replaced_log, (step + (input_failure is not None)) * rows)
   if failed:
     if input_failure is None:
       input_failure = RuntimeError("the input pipeline of another process failed")

@@ -110,19 +110,15 @@ def count_lines(path: str) -> int:
 
 
 def trim_replaced_log(path: str, rows: int) -> None:
-  """Keeps the lines of a replaced-clips log whose stream position is below rows, once each.
-  Workers decode batches ahead of the step, so a run that ends has logged clips of batches it
-  never trained on, and a run resumed after a kill logs the replayed ones again (the same
-  lines: the stream is deterministic)."""
+  """Keeps the lines of a replaced-clips log whose stream position is below rows. Workers
+  decode batches ahead of the step, so a run that ends has logged clips of batches it never
+  trained on; a run that was killed, the batches it trained after its last save, which the
+  resumed run trains (and logs) again."""
   if not os.path.exists(path):
     return
-  kept, seen = [], set()
   with open(path, encoding="utf-8", errors="replace") as f:
-    for line in f:
-      position = line.split("\t", 1)[0]
-      if position.isdigit() and int(position) < rows and line not in seen:
-        seen.add(line)
-        kept.append(line)
+    kept = [line for line in f
+            if line.split("\t", 1)[0].isdigit() and int(line.split("\t", 1)[0]) < rows]
   if kept:
     runtime.write_atomic(path, "".join(kept))
   else:
@@ -215,6 +211,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       resume.record(config, workdir, identity, start_step)
       if start_step:
         print(f"Resumed from step {start_step} in {ckpt.directory}")
+    # Clips replaced past the restored step are trained (and logged) again: dropped. The
+    # workers start at the first batch, so none of this run's lines is written yet.
+    rows_per_step = s.global_batch_size // jax.process_count()
+    trim_replaced_log(replaced_log, start_step * rows_per_step)
     # Rows past the restored step were logged by a run that did not save them: dropped.
     writer = MetricWriter(workdir, resume_step=start_step)
 
@@ -301,8 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       input_guard.abandon(data_iter)
     shutil.rmtree(marks, ignore_errors=True)
     if step is not None:  # the workers are stopped: keep the batches trained (and the failed one)
-      rows = s.global_batch_size // jax.process_count()
-      trim_replaced_log(replaced_log, (step + (input_failure is not None)) * rows)
+      trim_replaced_log(replaced_log, (step + (input_failure is not None)) * rows_per_step)
   if failed:
     if input_failure is None:
       input_failure = RuntimeError("the input pipeline of another process failed")

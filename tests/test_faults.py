@@ -142,3 +142,121 @@ def test_the_replaced_clips_log_keeps_the_rows_trained(tmp_path):
   assert log.read_text() == "3\tbad\ta.mp4\n3\tbad\ta.mp4\n9\tcut\tc.mp4\n"
   loop.trim_replaced_log(str(log), 0)
   assert not log.exists()
+
+
+def test_workers_do_not_outlive_a_trainer_killed_with_sigkill(tmp_path, embedded_dir):
+  workdir = str(tmp_path / "run")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny", f"--workdir={workdir}",
+       "--config.train.num_steps=100000", "--config.train.log_every_steps=1",
+       "--config.data.num_workers=2"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    _wait_for_training(os.path.join(workdir, "metrics.jsonl"), lambda: proc.poll() is None)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + _EXIT_LIMIT_S
+    while any(os.path.exists(f"/proc/{w}") and _state(w) != "Z" for w in workers):
+      assert time.monotonic() < deadline, f"workers alive {_EXIT_LIMIT_S} s after the trainer"
+      time.sleep(0.2)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+
+
+def _state(pid: int) -> str:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0]
+  except OSError:
+    return "Z"
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line(tmp_path, embedded_dir):
+  """The checkpoint's array files (~100 KB for avol:tiny) cannot be written; metrics and
+  config (a few KB) can. The failed background save is found at the next log step and named,
+  with the newest complete checkpoint, in one line and exit status 1; no traceback."""
+  workdir = str(tmp_path / "run")
+  # Stands in for a full disk: files may not grow past 40 KB (EFBIG; SIGXFSZ ignored so that
+  # the write fails rather than the process). Set by the shell: no fork of this JAX process.
+  command = (f"ulimit -f 39 && trap '' XFSZ && exec {shlex.quote(sys.executable)} -m avjax.main "
+             f"--experiment=avol:tiny --workdir={shlex.quote(workdir)} --config.train.num_steps=6 "
+             "--config.train.checkpoint_every_steps=2 --config.train.log_every_steps=1")
+  proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                        timeout=limits.HANG_S,
+                        env=dict(os.environ, AVJAX_JAX_CACHE=str(tmp_path / "jax_cache")))
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  said = [line for line in proc.stderr.splitlines() if line.startswith("avjax:")]
+  assert len(said) == 1, proc.stderr[-3000:]
+  last = said[0]
+  assert last.startswith("avjax: saving checkpoint step 2 in ") and "is the disk full?" in last
+  assert "none is complete" in last
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+
+
+# Loaded by every Python process the trainer starts (its probe workers too): the probe of a
+# file named stall* writes the worker's pid to $AVJAX_TEST_STALL and then never returns.
+_STALLING_PROBE = """
+import os, time
+if os.environ.get("AVJAX_TEST_STALL"):
+  from data_pipeline import media_check
+  _probe = media_check._probe
+
+  def stalling_probe(path, audio_path, timeout_s):
+    if os.path.basename(path).startswith("stall"):
+      with open(os.environ["AVJAX_TEST_STALL"] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+      os.replace(os.environ["AVJAX_TEST_STALL"] + ".tmp", os.environ["AVJAX_TEST_STALL"])
+      time.sleep(3600)
+    return _probe(path, audio_path, timeout_s)
+
+  media_check._probe = stalling_probe
+"""
+
+
+def test_sigterm_during_the_first_probe_keeps_the_verdicts_and_exits_143(tmp_path):
+  """A scheduler's SIGTERM while a new dataset is being probed: one line, status 143, the
+  verdicts reached are in the probe cache (the next run probes only the rest), and no probe
+  worker is left behind."""
+  root = tmp_path / "videos"
+  for name in ("a.mp4", "b.mp4", "c.mp4", "stall.mp4"):  # probed in this order
+    mf.write_video(str(root / name), seconds=1.5)
+  site = tmp_path / "site"
+  site.mkdir()
+  (site / "sitecustomize.py").write_text(_STALLING_PROBE)
+  marker, log = str(tmp_path / "stalled_worker"), str(tmp_path / "trainer.log")
+  env = dict(os.environ, AVJAX_TEST_STALL=marker,
+             PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+  with open(log, "w") as f:
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "avjax.main", "--experiment=avol:tiny",
+         f"--workdir={tmp_path / 'run'}", f"--config.data.root={root}",
+         f"--config.data.cache_dir={tmp_path / 'cache'}",
+         "--config.data.per_file_timeout_s=3000", "--config.data.probe_workers=1"], stdout=f, stderr=subprocess.STDOUT, env=env)
+  try:
+    deadline = time.monotonic() + _START_LIMIT_S
+    # One worker: the fourth file is handed out once the trainer has the first three verdicts.
+    while not os.path.exists(marker):
+      assert trainer.poll() is None, open(log, errors="replace").read()[-2500:]
+      assert time.monotonic() < deadline, "the probe did not reach the stalling file"
+      time.sleep(0.2)
+    trainer.send_signal(signal.SIGTERM)
+    trainer.wait(timeout=_EXIT_LIMIT_S)
+  finally:
+    if trainer.poll() is None:
+      trainer.kill()
+  text = open(log, errors="replace").read()
+  assert trainer.returncode == 143, text[-2500:]
+  assert "Traceback" not in text
+  assert text.splitlines()[-1] == (
+      "avjax: stopped at once by signal 15; files are written whole or not at all "
+      "(checkpoints, caches, configs, metrics): run the same command to go on")
+  verdicts = media_check.load_cache(str(tmp_path / "cache" / "probe_cache.json"))
+  assert len(verdicts) == 3 and all(v["ok"] for v in verdicts.values())
+  stalled = int(open(marker).read())
+  deadline = time.monotonic() + _EXIT_LIMIT_S
+  while os.path.exists(f"/proc/{stalled}") and _state(stalled) != "Z":
+    assert time.monotonic() < deadline, f"probe worker {stalled} outlived the trainer"
+    time.sleep(0.2)

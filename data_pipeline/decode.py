@@ -166,7 +166,7 @@ def _frame_at(container, stream, t, deadline, seek):
   first = True
   try:
     for frame in container.decode(stream):
-      if time.monotonic() > deadline:
+      if _past(deadline):
         raise DecodeTimeout("video decoding timed out")
       ft = stream_time(stream, frame.pts)
       if ft is not None and ft > t + 1e-6:
@@ -239,7 +239,7 @@ def _fill(container, stream, buffer, start, stop, src_rate, deadline) -> None:
   failure = None
   try:
     for frame in container.decode(stream):
-      if time.monotonic() > deadline:
+      if _past(deadline):
         raise DecodeTimeout("audio decoding timed out")
       ft = stream_time(stream, frame.pts)
       if ft is None:

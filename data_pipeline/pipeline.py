@@ -143,6 +143,30 @@ def train_example(clips: Sequence[Clip], clip_index: int, label: int, frame_id: 
   raise DataError(f"{_MAX_TRIES} clips in a row failed to decode, last: {errors[-1]}")
 
 
+def trim_failure_log(path: str, rows: int) -> None:
+  """Keeps the lines of a failure log (see _TrainTransform._log_failure) whose stream position
+  is below rows. Workers decode batches ahead of the step, so a run that ends has logged clips
+  of batches it never trained on; a run that was killed, the batches it trained after its last
+  save, which the resumed run trains (and logs) again."""
+  if not os.path.exists(path):
+    return
+  with open(path, encoding="utf-8", errors="replace") as f:
+    kept = [line for line in f if _position(line) < rows]
+  if not kept:
+    os.remove(path)
+    return
+  tmp = f"{path}.{os.getpid()}.tmp"  # whole or not at all: a kill midway keeps the old log
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
+
+
+def _position(line: str) -> float:
+  """The stream position a failure-log line starts with; inf for a line cut short."""
+  first = line.split("\t", 1)[0]
+  return int(first) if first.isdigit() else float("inf")
+
+
 class _TrainTransform:
   """Picklable callable for random_map (worker processes receive a copy)."""
 

@@ -138,9 +138,9 @@ def test_the_replaced_clips_log_keeps_the_rows_trained(tmp_path):
   rows = ["3\tbad\ta.mp4\n", "17\tbad\tb.mp4\n", "3\tbad\ta.mp4\n", "9\tcut\tc.mp4\n",
           "40\tbad\td.mp4\n"]
   log.write_text("".join(rows))
-  loop.trim_replaced_log(str(log), 16)  # 2 steps of 8 rows trained
+  pipeline.trim_failure_log(str(log), 16)  # 2 steps of 8 rows trained
   assert log.read_text() == "3\tbad\ta.mp4\n3\tbad\ta.mp4\n9\tcut\tc.mp4\n"
-  loop.trim_replaced_log(str(log), 0)
+  pipeline.trim_failure_log(str(log), 0)
   assert not log.exists()
 
 

@@ -22,7 +22,6 @@ from jax._src import distributed  # the coordination client: its barrier has a t
 from jax.experimental import multihost_utils
 
 from avjax import evaluate
-from avjax import runtime
 from avjax.errors import ConfigError
 from avjax.train import checkpoint as checkpoint_lib
 from avjax.train import input_guard
@@ -107,22 +106,6 @@ START_BARRIER_S = 3600  # how long the processes of a job wait for each other be
 def count_lines(path: str) -> int:
   with open(path, "rb") as f:
     return sum(1 for _ in f)
-
-
-def trim_replaced_log(path: str, rows: int) -> None:
-  """Keeps the lines of a replaced-clips log whose stream position is below rows. Workers
-  decode batches ahead of the step, so a run that ends has logged clips of batches it never
-  trained on; a run that was killed, the batches it trained after its last save, which the
-  resumed run trains (and logs) again."""
-  if not os.path.exists(path):
-    return
-  with open(path, encoding="utf-8", errors="replace") as f:
-    kept = [line for line in f
-            if line.split("\t", 1)[0].isdigit() and int(line.split("\t", 1)[0]) < rows]
-  if kept:
-    runtime.write_atomic(path, "".join(kept))
-  else:
-    os.remove(path)
 
 
 def save_after_failure(ckpt, step, state, data_iter, saved_step) -> int:
@@ -214,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # Clips replaced past the restored step are trained (and logged) again: dropped. The
     # workers start at the first batch, so none of this run's lines is written yet.
     rows_per_step = s.global_batch_size // jax.process_count()
-    trim_replaced_log(replaced_log, start_step * rows_per_step)
+    pipeline.trim_failure_log(replaced_log, start_step * rows_per_step)
     # Rows past the restored step were logged by a run that did not save them: dropped.
     writer = MetricWriter(workdir, resume_step=start_step)
 
@@ -301,7 +284,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       input_guard.abandon(data_iter)
     shutil.rmtree(marks, ignore_errors=True)
     if step is not None:  # the workers are stopped: keep the batches trained (and the failed one)
-      trim_replaced_log(replaced_log, (step + (input_failure is not None)) * rows_per_step)
+      pipeline.trim_failure_log(replaced_log, (step + (input_failure is not None)) * rows_per_step)
   if failed:
     if input_failure is None:
       input_failure = RuntimeError("the input pipeline of another process failed")

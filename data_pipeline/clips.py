@@ -47,6 +47,10 @@ class Clip:
       object (VGG-SS). Empty: the target box is the ground truth.
     gt_consensus: how many of gt_boxes must cover a pixel for it to count fully (>= 1).
     fold: the dataset's official cross-validation fold (ESC-50, UrbanSound8K); 0 = none.
+    packed_in: the packed dataset folder (data_pipeline.packed) holding this clip's decoded
+      frames and sound, set when its table is read; "" = read from `path` and `audio_path`.
+    record: the index of the clip's first record (its header) in that folder's shards
+      (-1 when not packed).
   """
   path: str
   audio_path: str
@@ -63,6 +67,8 @@ class Clip:
   gt_boxes: tuple[Box, ...] = ()
   gt_consensus: int = 1
   fold: int = 0
+  packed_in: str = ""
+  record: int = -1
 
   @property
   def audio_only(self) -> bool:

@@ -9,6 +9,7 @@ decodes a whole file: frames and audio are found by seeking to the nearest key f
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import stat
@@ -143,6 +144,72 @@ def read_frame_with_time(path: str, t: float, *, timeout_s: float = 20.0,
       raise DecodeError(f"no video frame at {t:.2f} s: decoding stops at {frame_t:.2f} s of "
                         f"{end:.2f} s (damaged file?)")
     return frame.to_ndarray(format="rgb24"), frame_t
+
+
+def iter_frames(path: str, start: float, end: float, *, timeout_s: float = 20.0):
+  """Yields (timestamp, HxWx3 uint8 RGB) for the video frames shown during [start, end): the
+  frame shown at start (the last one at or before it, else the first), then every later frame
+  with a timestamp before end, in order; that is, the frames `read_frame` gives for times in
+  [start, end). Decodes sequentially after one seek, so a whole clip costs one pass.
+
+  Raises:
+    DecodeError: no video stream or no decodable frame, or decoding ran past timeout_s.
+  """
+  deadline = time.monotonic() + timeout_s
+  with open_video(path, timeout_s) as (container, stream):
+    previous, yielded = None, False
+    try:
+      for ft, frame in _frames_from(container, stream, start, deadline):
+        if ft <= start + 1e-6:
+          previous = (ft, frame)  # a later one may still be the frame shown at start
+          continue
+        if previous is not None:
+          yield previous[0], previous[1].to_ndarray(format="rgb24")
+          previous, yielded = None, True
+        if ft >= end and yielded:
+          break
+        yield ft, frame.to_ndarray(format="rgb24")
+        yielded = True
+    except av.ExitError:
+      raise DecodeTimeout("video decoding timed out") from None
+    except av.FFmpegError as e:
+      if _past(deadline):
+        raise DecodeTimeout("video decoding timed out") from None
+      raise DecodeError(f"video decoding failed ({media.failure_reason(e)})") from None
+    if previous is not None:
+      yield previous[0], previous[1].to_ndarray(format="rgb24")
+      yielded = True
+    if not yielded:
+      raise DecodeError("no decodable video frame")
+
+
+def _frames_from(container, stream, start, deadline):
+  """(timestamp, frame) decoded from the key frame at or before start; from the beginning when
+  the seek lands after start (unindexed containers)."""
+  frames = container.decode(stream)
+  if start > 0:
+    try:
+      container.seek(max(0, int(start / stream.time_base)), stream=stream, backward=True,
+                     any_frame=False)
+    except av.FFmpegError:
+      container.seek(0)
+    frames = container.decode(stream)
+    first = next(frames, None)
+    if first is None:
+      return
+    t = stream_time(stream, first.pts)
+    if t is not None and t > start + 1e-6:  # landed after start
+      container.seek(0)
+      frames = container.decode(stream)
+    else:
+      frames = itertools.chain([first], frames)
+  last = 0.0
+  for frame in frames:
+    if _past(deadline):
+      raise DecodeTimeout("video decoding timed out")
+    t = stream_time(stream, frame.pts)
+    last = t if t is not None else last + 1e-3
+    yield last, frame
 
 
 def _stream_end(container, stream) -> float | None:

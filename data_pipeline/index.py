@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from data_pipeline import media
 from data_pipeline import media_check
+from data_pipeline import packed
 from data_pipeline.clips import Clip
 from data_pipeline.clips import DataError
 from data_pipeline.clips import class_names
@@ -211,6 +212,24 @@ def _transient_note(count: int, data_cfg) -> str:
           f"data.per_file_timeout_s (now {float(data_cfg.get('per_file_timeout_s', 20.0)):g} s)")
 
 
+def _print_counts(clips, root: str, fmt: str) -> None:
+  counts = collections.Counter(c.split for c in clips)
+  print(f"indexed {len(clips)} clips from {root} ({fmt}): "
+        + ", ".join(f"{s} {counts[s]}" for s in ("train", "val", "test")), file=sys.stderr)
+
+
+def _load_packed(root: str, data_cfg, progress: bool) -> Dataset:
+  """A packed folder's clip table: probed and split when it was packed, so only capped here."""
+  clips, skipped = packed.read_table(root)
+  clips = cap_clips(clips, int(data_cfg.get("max_clips", 0) or 0))
+  if not clips:
+    raise DataError(f"the packed dataset in {root} holds no clip")
+  if progress:
+    _print_counts(clips, root, "packed")
+  return Dataset(clips=clips, skipped=skipped, classes=class_names(clips), root=root,
+                 format="packed")
+
+
 def load_dataset(data_cfg, *, progress: bool = True,
                  probe_fn: Callable[[str, str, float], dict] = media_check.probe_file,
                  memory_limit_mb: int = media_check.DEFAULT_MEMORY_LIMIT_MB) -> Dataset:
@@ -227,6 +246,8 @@ def load_dataset(data_cfg, *, progress: bool = True,
   """
   root = _resolve_root(data_cfg)
   fmt = _choose_format(root, data_cfg.get("format", ""))
+  if fmt == "packed":
+    return _load_packed(root, data_cfg, progress)
   try:
     listing = formats.READERS[fmt].read(root)
   except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as e:
@@ -252,9 +273,7 @@ def load_dataset(data_cfg, *, progress: bool = True,
       detail += f"; {_transient_note(transient, data_cfg)}"
     raise DataError(f"no usable clip in {root} ({fmt} format): {len(skipped)} skipped{detail}")
   if progress:
-    counts = collections.Counter(c.split for c in clips)
-    print(f"indexed {len(clips)} clips from {root} ({fmt}): "
-          + ", ".join(f"{s} {counts[s]}" for s in ("train", "val", "test")), file=sys.stderr)
+    _print_counts(clips, root, fmt)
     if skipped:
       print(f"skipped {len(skipped)} ({_summary(skipped)}); list in {log_path}", file=sys.stderr)
     if transient:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 import grain
 import numpy as np
 
-from data_pipeline import clip_cache, decode, features, media, pairs
+from data_pipeline import clip_cache, decode, features, media, packed, pairs
 from data_pipeline.clips import Clip, DataError, class_names
 from data_pipeline.decoding_marks import DecodingMarks
 
@@ -27,20 +27,34 @@ _MAX_TRIES = 8  # stand-in clips tried before deciding the data are unusable
 
 
 def decode_frame(clip: Clip, t: float, data_cfg) -> np.ndarray:
-  """The RGB frame of a clip shown at time t (from the clip cache when it holds the clip)."""
+  """The RGB frame of a clip shown at time t: from its packed record, from the clip cache when
+  it holds the clip, else decoded from the file."""
+  record = packed.record_of(clip)
+  if record is not None:
+    return record.frame(t)
   cache = clip_cache.for_config(data_cfg)
   if cache and cache.covers(clip.path, clip.duration):
     return cache.frame(clip.path, t)
   return decode.read_frame(clip.path, t, timeout_s=data_cfg.per_file_timeout_s)
 
 
+def clip_audio(clip: Clip, centre: float, seconds: float, data_cfg) -> np.ndarray:
+  """A clip's mono sound [seconds x data.sample_rate] centred at `centre` seconds (zeros
+  outside the file), from wherever its media are (as decode_frame)."""
+  record = packed.record_of(clip)
+  if record is not None:
+    return record.wave(centre, seconds, data_cfg.sample_rate)
+  cache = clip_cache.for_config(data_cfg)
+  if cache and seconds == data_cfg.audio_seconds and cache.covers(clip.audio_path,
+                                                                  clip.duration):
+    return cache.audio(clip.audio_path, clip.duration, centre, seconds)
+  return decode.read_audio(clip.audio_path, centre, seconds, data_cfg.sample_rate,
+                           timeout_s=data_cfg.per_file_timeout_s)
+
+
 def decode_wave(clip: Clip, centre: float, data_cfg) -> np.ndarray:
   """A clip's mono wave [audio_seconds x sample_rate] centred at `centre` seconds."""
-  cache = clip_cache.for_config(data_cfg)
-  if cache and cache.covers(clip.audio_path, clip.duration):
-    return cache.audio(clip.audio_path, clip.duration, centre, data_cfg.audio_seconds)
-  return decode.read_audio(clip.audio_path, centre, data_cfg.audio_seconds,
-                           data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  return clip_audio(clip, centre, data_cfg.audio_seconds, data_cfg)
 
 
 def decode_pair(clips: Sequence[Clip], spec: pairs.PairSpec, data_cfg):

@@ -72,8 +72,7 @@ def clip_windows(clips: Sequence[Clip], data_cfg: ml_collections.ConfigDict,
     n = window_count(clip, seconds, max_windows)
     centre = clip.start + (n * seconds if n > 1 else clip.duration) / 2
     try:
-      wave = decode.read_audio(clip.audio_path, centre, n * seconds, rate,
-                               timeout_s=data_cfg.per_file_timeout_s)
+      wave = pipeline.clip_audio(clip, centre, n * seconds, data_cfg)
     except decode.DecodeError as err:
       failed.append((clip.audio_path, str(err)))
       continue

@@ -24,7 +24,7 @@ from avjax import metrics_file
 from avjax.evaluate import knn, metrics
 from avjax.evaluate.common import collect
 from avjax.visualise import drawing, figures, report as report_lib, video
-from data_pipeline import decode, pairs, pipeline
+from data_pipeline import pairs, pipeline
 from data_pipeline.clips import Clip
 
 PICTURE_SIZE = 224   # side of each picture in the figures
@@ -225,8 +225,7 @@ def localisation_video(path: str, data_cfg, clips: Sequence[Clip], clip_index: i
   # One absolute scale for every frame: the map fades where the sound stops.
   frames = [drawing.annotated(im, m, box, (), VIDEO_SIZE, absolute=True)
             for im, m, box in zip(images, maps, boxes)]
-  sound = decode.read_audio(clip.audio_path, clip.start + seconds / 2, seconds,
-                            data_cfg.sample_rate, timeout_s=data_cfg.per_file_timeout_s)
+  sound = pipeline.clip_audio(clip, clip.start + seconds / 2, seconds, data_cfg)
   return video.write_video(path, frames, clip.fps, sound, data_cfg.sample_rate)
 
 

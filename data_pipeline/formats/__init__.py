@@ -1,12 +1,14 @@
 """Readers of dataset metadata formats, and detection of the format from the files in a root.
 
-Each module has `detect(root) -> bool` and `read(root) -> common.Listing`. Detection tries the
+Each module has `detect(root) -> bool` and `read(root) -> common.Listing` (a packed folder,
+`data_pipeline.packed`, has its clip table instead). Detection tries the
 most specific layouts first; a plain folder of videos, then of sounds, is the fallback. The
 audio-only formats (esc50, urbansound8k, dcase2013, sounds) serve probes and embedding.
 """
 
 from __future__ import annotations
 
+from data_pipeline import packed
 from data_pipeline.formats import audioset
 from data_pipeline.formats import common
 from data_pipeline.formats import dcase2013
@@ -21,7 +23,9 @@ from data_pipeline.formats import vggsound
 from data_pipeline.formats import vggss
 
 # In detection order: the first whose detect() is true is used.
+# "packed" (data_pipeline.packed) is read without probing: its clips were decoded when packed.
 READERS = {
+    "packed": packed,
     "embedded": embedded,
     "vggss": vggss,
     "flickr": flickr,

@@ -44,3 +44,19 @@ def default_data_config() -> ml_collections.ConfigDict:
       per_file_timeout_s=20.0,
       probe_workers=0,  # processes probing a dataset's new files (0: one per core)
   ))
+
+
+def default_pack_config() -> ml_collections.ConfigDict:
+  """How `python -m data_pipeline.pack` stores clips (data_pipeline.packed)."""
+  return ml_collections.ConfigDict(dict(
+      short_side=256,        # frames shrunk so their short side is at most this (0: as decoded)
+      jpeg_quality=90,
+      # Frames kept per second of video: 0 keeps every frame (the packed examples are then
+      # the video pipeline's); N > 0 keeps the frames shown at multiples of 1/N s (fewer bytes;
+      # the clip's frame grid, where sounds are centred, becomes that grid).
+      frames_per_second=0,
+      clips_per_shard=128,
+      # ArrayRecord's compression of the records: "uncompressed" reads fastest (JPEG is
+      # compressed already); "zstd:1" or "brotli:6" shrink the PCM sound by about half.
+      compression="uncompressed",
+  ))

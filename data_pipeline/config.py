@@ -41,6 +41,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       num_workers=2,
       # Batches each worker keeps ready: absorbs the jitter of decodes and of a shared CPU.
       worker_buffer_batches=4,
+      # Threads each worker (or, without workers, the trainer) maps examples with; more help
+      # where decoding releases the GIL on many cores, fewer where Python holds it.
+      threads_per_worker=2,
       per_file_timeout_s=20.0,
       probe_workers=0,  # processes probing a dataset's new files (0: one per core)
   ))

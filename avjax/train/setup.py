@@ -53,7 +53,8 @@ _AT_LEAST = (("train", "num_steps", 0), ("train", "per_device_batch_size", 0),
              ("train", "keep_checkpoints", 1), ("train", "warmup_steps", 0),
              ("train", "decay_every_steps", 1), ("eval", "every_steps", 0),
              ("eval", "batch_size", 1), ("data", "num_workers", 0),
-             ("data", "probe_workers", 0))
+             ("data", "probe_workers", 0), ("data", "threads_per_worker", 1),
+             ("data", "worker_buffer_batches", 1))
 
 
 def check_settings(config: ml_collections.ConfigDict) -> None:

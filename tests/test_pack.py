@@ -201,3 +201,21 @@ def test_a_missing_shard_is_one_line(embedded_pack, tmp_path):
     (broken / name).write_bytes(open(os.path.join(out, name), "rb").read())
   with pytest.raises(DataError, match=r"lacks 2 shard\(s\).*copy the whole folder"):
     index.load_dataset(_cfg(str(broken), ""), progress=False)
+
+
+@pytest.mark.parametrize("setting,message", [
+    (dict(compression="lz4"), r"pack.compression='lz4'; it must be uncompressed"),
+    (dict(jpeg_quality=0), r"pack.jpeg_quality=0; it must be in 1-100"),
+    (dict(clips_per_shard=0), r"pack.clips_per_shard=0; it must be at least 1"),
+])
+def test_bad_pack_settings_are_one_line_before_any_work(tmp_path, setting, message):
+  out = tmp_path / "packed"
+  with pytest.raises(DataError, match=message):
+    _pack(_cfg(str(tmp_path / "nowhere"), ""), str(out), **setting)
+  assert not out.exists()
+
+
+def test_an_output_folder_inside_the_dataset_is_refused(tmp_path):
+  root = mf.make_embedded_dataset(str(tmp_path / "src"), n=4)
+  with pytest.raises(DataError, match="is inside the dataset's folder"):
+    _pack(_cfg(root, str(tmp_path / "cache")), os.path.join(root, "packed"))

@@ -266,7 +266,7 @@ def read_audio(path: str, center_t: float, duration: float, sample_rate: int, *,
     DecodeError: the file has no decodable audio stream, or decoding ran past timeout_s.
   """
   n_out = int(round(duration * sample_rate))
-  margin = int(math.ceil(_RESAMPLE_MARGIN_S * sample_rate))
+  margin = resample_margin(sample_rate)
   # Output sample m sits at time start + m / sample_rate; margin samples kept each side.
   start = center_t - duration / 2 - margin / sample_rate
   stop = start + (n_out + 2 * margin) / sample_rate
@@ -281,9 +281,20 @@ def read_audio(path: str, center_t: float, duration: float, sample_rate: int, *,
     n_src = int(math.ceil((stop - start) * src_rate)) + 1
     buffer = np.zeros(n_src, np.float32)
     _fill(container, stream, buffer, start, stop, src_rate, deadline)
-  if src_rate == sample_rate:
-    out = buffer
-  else:
+  return resampled_window(buffer, int(src_rate), sample_rate, margin, n_out)
+
+
+def resample_margin(sample_rate: int) -> int:
+  """Output samples decoded beyond each end of a window, as context for the resampler."""
+  return int(math.ceil(_RESAMPLE_MARGIN_S * sample_rate))
+
+
+def resampled_window(buffer: np.ndarray, src_rate: int, sample_rate: int, margin: int,
+                     n_out: int) -> np.ndarray:
+  """float32 [n_out]: buffer (at src_rate, covering the window and `margin` output samples
+  each side) resampled to sample_rate, its margins cut off, zero-padded at the end."""
+  out = buffer
+  if src_rate != sample_rate:
     g = math.gcd(int(src_rate), int(sample_rate))
     out = sp_signal.resample_poly(buffer, sample_rate // g, int(src_rate) // g).astype(np.float32)
   out = out[margin:margin + n_out]

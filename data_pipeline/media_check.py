@@ -135,7 +135,7 @@ def _probe(path: str, audio_path: str, timeout_s: float) -> dict:
               audio_rate=int(info["audio_rate"]), audio_channels=int(info["audio_channels"]))
 
 
-def _file_key(path: str, audio_path: str) -> Optional[str]:
+def file_key(path: str, audio_path: str) -> Optional[str]:
   """Cache key: paths plus size and mtime of each file; None when a file is missing."""
   parts = []
   for p in (path, audio_path) if audio_path != path else (path,):
@@ -263,7 +263,7 @@ def probe_many(items: Sequence[Item], *, cache_path: Optional[str] = None,
   keys = []
   todo = []
   for i, (path, audio_path) in enumerate(items):
-    key = _file_key(path, audio_path)
+    key = file_key(path, audio_path)
     keys.append(key)
     if key is None:
       results[i] = _fail("missing file")

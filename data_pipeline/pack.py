@@ -32,7 +32,7 @@ import threading
 import time
 
 
-from data_pipeline import decode, media, packed
+from data_pipeline import decode, media, media_check, packed
 from data_pipeline.clips import Clip, DataError
 
 PARTS = "parts"            # per shard: its key, clips, their record counts, hashes, failures
@@ -73,17 +73,9 @@ def packed_fps(clip: Clip, config: dict):
   return clip.fps
 
 
-def _file_stamp(path: str) -> list:
-  try:
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
-  except OSError:
-    return [None, None]
-
-
 def clip_key(clip: Clip, config: dict) -> str:
   """Changes when the clip's row, its files (size, modification time) or the settings do."""
-  text = json.dumps([clip.to_json(), _file_stamp(clip.path), _file_stamp(clip.audio_path),
+  text = json.dumps([clip.to_json(), media_check.file_key(clip.path, clip.audio_path),
                      config], sort_keys=True)
   return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -212,16 +204,22 @@ def plan(clips, config: dict, clips_per_shard: int, out: str) -> list[dict]:
   return tasks
 
 
-def _read_part(out: str, task: dict):
-  """The finished part of a task's shard, or None when it must be (re)packed."""
+def _load_part(out: str, task: dict):
+  """The part file of a task's shard as written, or None when there is none."""
   try:
     with open(os.path.join(out, PARTS, task["file"] + ".json"), encoding="utf-8") as f:
-      part = json.load(f)
+      return json.load(f)
   except (OSError, ValueError):
     return None
-  if not part.get("key") or part["key"] != task["key"]:
+
+
+def _read_part(out: str, task: dict):
+  """The finished part of a task's shard, or None when it must be (re)packed."""
+  part = _load_part(out, task)
+  if part is None or not part.get("key") or part["key"] != task["key"]:
     return None
-  if part["clips"] and _file_stamp(os.path.join(out, task["file"]))[0] != part["bytes"]:
+  shard = os.path.join(out, task["file"])
+  if part["clips"] and (not os.path.isfile(shard) or os.path.getsize(shard) != part["bytes"]):
     return None
   return part
 
@@ -343,19 +341,13 @@ def run(data_cfg, pack_cfg, out: str, *, runner: str = "DirectRunner", workers: 
     _run_beam(todo, _beam_options(runner, workers, beam_args), out,
               sum(len(t["clips"]) for t in todo), progress)
     for t in todo:
-      parts[t["file"]] = _read_part(out, t) or _read_any_part(out, t)
+      # A keyless part (a time-out) is used now and packed again next time.
+      parts[t["file"]] = _load_part(out, t)
+      if parts[t["file"]] is None:
+        raise DataError(f"shard {t['file']} was not written; Beam's log: "
+                        f"{os.path.join(out, LOG)}")
   return _finish(dataset, tasks, parts, config, out, time.monotonic() - started, len(todo),
                  progress)
-
-
-def _read_any_part(out: str, task: dict) -> dict:
-  """A part written in this run but keyless (a time-out): used now, packed again next time."""
-  try:
-    with open(os.path.join(out, PARTS, task["file"] + ".json"), encoding="utf-8") as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    raise DataError(f"shard {task['file']} was not written; Beam's log: "
-                    f"{os.path.join(out, LOG)}") from None
 
 
 def _finish(dataset, tasks, parts, config, out, seconds, packed_now, progress) -> dict:

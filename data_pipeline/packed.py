@@ -28,8 +28,8 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-from scipy import signal as sp_signal
 
+from data_pipeline import decode
 from data_pipeline.clips import Clip, DataError
 
 MANIFEST = "manifest.json"
@@ -39,7 +39,6 @@ VERSION = 1
 AUDIO_PAD_S = 1.0  # sound kept beyond each end of a clip
 AUDIO_CHUNK_S = 0.5  # seconds of sound per record
 _MAGIC = b"AVJXPK1\n"
-_RESAMPLE_MARGIN_S = 0.05  # as decode.read_audio: context for the resampling filter
 
 
 class Record:
@@ -84,18 +83,12 @@ class Record:
     packed; resampled as decode.read_audio does when sample_rate is not the packing rate."""
     n_out = int(round(seconds * sample_rate))
     rate = self.audio_rate
-    margin = 0 if rate == sample_rate else int(math.ceil(_RESAMPLE_MARGIN_S * sample_rate))
+    margin = 0 if rate == sample_rate else decode.resample_margin(sample_rate)
     start = centre - seconds / 2 - margin / sample_rate
     n_in = n_out if rate == sample_rate else int(
         math.ceil((n_out + 2 * margin) / sample_rate * rate)) + 1
-    out = self._samples(int(round((start - self.audio_start) * rate)), n_in)
-    if rate != sample_rate:
-      g = math.gcd(rate, sample_rate)
-      out = sp_signal.resample_poly(out, sample_rate // g, rate // g).astype(np.float32)
-      out = out[margin:margin + n_out]
-    if out.shape[0] < n_out:
-      out = np.pad(out, (0, n_out - out.shape[0]))
-    return np.ascontiguousarray(out, np.float32)
+    buffer = self._samples(int(round((start - self.audio_start) * rate)), n_in)
+    return decode.resampled_window(buffer, rate, sample_rate, margin, n_out)
 
 
 def encode_clip(clip: Clip, frame_times: Sequence[float], jpegs: Sequence[bytes],
@@ -190,9 +183,6 @@ class Store:
         [os.path.join(root, s["file"]) for s in manifest["shards"]])
     self._headers: collections.OrderedDict = collections.OrderedDict()
     self._keep = keep
-
-  def __len__(self) -> int:
-    return len(self._source)
 
   def read(self, indices: list[int]) -> list[bytes]:
     if len(indices) == 1:

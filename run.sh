@@ -27,6 +27,9 @@ ensure_env() {
     # tinysoundfont renders the embedded dataset's instrument sounds; its pyaudio dependency
     # is for playback only and does not build, so it is installed without dependencies.
     "$PY" -m pip install -q --no-deps "tinysoundfont>=0.3,<1"
+    # oneDNN's CPU convolutions, compiled here against the installed jaxlib and oneDNN wheel;
+    # where that fails avjax says so in one line and runs XLA's kernels.
+    "$PY" -m avjax.models.onednn.build >/dev/null || true
     echo "$want" > "$stamp"
   fi
 }

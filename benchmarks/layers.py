@@ -1,6 +1,7 @@
 """Where a train step's time goes, layer by layer: each tower convolution's forward, input
 gradient and kernel gradient, timed alone in avjax (`avjax.models.conv`, as the towers run it)
-and, when PyTorch is installed, with PyTorch's channels-last kernels on the same shapes.
+on each kernel path asked for (oneDNN's custom calls, XLA's own) and, when PyTorch is
+installed, with PyTorch's channels-last kernels on the same shapes.
 
 Used by `python -m benchmarks --layers`; `conv_layers` lists the shapes.
 """
@@ -68,17 +69,18 @@ def median_seconds(fn: Callable[..., object], *args, repeats: int) -> float:
   return statistics.median(times)
 
 
-def time_avjax(layer: ConvLayer, repeats: int) -> dict:
-  """Forward, input-gradient and kernel-gradient ms of one layer in avjax."""
+def time_avjax(layer: ConvLayer, repeats: int, kernels: str = "xla") -> dict:
+  """Forward, input-gradient and kernel-gradient ms of one layer in avjax on `kernels`."""
   x = jnp.ones((layer.batch, layer.height, layer.width, layer.in_channels), jnp.float32)
   kernel = jnp.full((3, 3, layer.in_channels, layer.out_channels), 0.01, jnp.float32)
-  out = jax.eval_shape(lambda: conv.conv3x3(x, kernel, layer.stride))
+
+  def run(x_, k_):
+    return conv.conv3x3(x_, k_, layer.stride, kernels)
+  out = jax.eval_shape(run, x, kernel)
   grad_out = jnp.ones(out.shape, out.dtype)
-  forward = jax.jit(lambda x_, k_: conv.conv3x3(x_, k_, layer.stride))
-  grad_input = jax.jit(lambda x_, k_, g: jax.vjp(
-      lambda y: conv.conv3x3(y, k_, layer.stride), x_)[1](g)[0])
-  grad_kernel = jax.jit(lambda x_, k_, g: jax.vjp(
-      lambda k: conv.conv3x3(x_, k, layer.stride), k_)[1](g)[0])
+  forward = jax.jit(run)
+  grad_input = jax.jit(lambda x_, k_, g: jax.vjp(lambda y: run(y, k_), x_)[1](g)[0])
+  grad_kernel = jax.jit(lambda x_, k_, g: jax.vjp(lambda k: run(x_, k), k_)[1](g)[0])
   return {
       "forward_ms": 1e3 * median_seconds(forward, x, kernel, repeats=repeats),
       "grad_input_ms": 1e3 * median_seconds(grad_input, x, kernel, grad_out, repeats=repeats),
@@ -107,28 +109,31 @@ def time_torch(layer: ConvLayer, repeats: int) -> dict:
     }
 
 
-def profile(config, batch: int, repeats: int, with_torch: bool) -> list[dict]:
-  """One row per convolution; prints a table as it goes. The first layer's input gradient is
+_TIMES = ("forward_ms", "grad_input_ms", "grad_kernel_ms")
+
+
+def profile(config, batch: int, repeats: int, with_torch: bool,
+            kernels: tuple[str, ...] = ("xla",)) -> list[dict]:
+  """One row per convolution, with `{path}_forward_ms` etc. for each kernel path and
+  `torch_forward_ms` etc.; prints a table as it goes. The first layer's input gradient is
   timed too, though a train step does not need it (its input is the data)."""
+  paths = list(kernels) + (["torch"] if with_torch else [])
+  names = {"onednn": "oneDNN", "xla": "XLA", "torch": "PyTorch"}
+  print(f"  {'layer':17s} {'input':>18s} {'out':>4s} {'GFLOP':>6s}"
+        + "".join(f"   {names[p] + ' fwd / dx / dw ms':>26s}" for p in paths))
   rows = []
-  print(f"  {'layer':17s} {'input':>18s} {'out':>4s} {'GFLOP':>6s}   avjax fwd / dx / dw ms"
-        + ("   PyTorch fwd / dx / dw ms" if with_torch else ""))
   for layer in conv_layers(config, batch):
-    row = {**dataclasses.asdict(layer), "gflop": layer.gflop, **time_avjax(layer, repeats)}
-    shape = f"{layer.batch}x{layer.height}x{layer.width}x{layer.in_channels}"
-    line = (f"  {layer.name:17s} {shape:>18s} {layer.out_channels:4d} {layer.gflop:6.2f}   "
-            f"{row['forward_ms']:6.1f} / {row['grad_input_ms']:6.1f} / "
-            f"{row['grad_kernel_ms']:6.1f}")
+    row = {**dataclasses.asdict(layer), "gflop": layer.gflop}
+    for path in kernels:
+      row.update({f"{path}_{k}": v for k, v in time_avjax(layer, repeats, path).items()})
     if with_torch:
       row.update(time_torch(layer, repeats))
-      line += (f"   {row['torch_forward_ms']:6.1f} / {row['torch_grad_input_ms']:6.1f} / "
-               f"{row['torch_grad_kernel_ms']:6.1f}")
-    print(line, flush=True)
+    shape = f"{layer.batch}x{layer.height}x{layer.width}x{layer.in_channels}"
+    print(f"  {layer.name:17s} {shape:>18s} {layer.out_channels:4d} {layer.gflop:6.2f}"
+          + "".join("   " + " / ".join(f"{row[f'{p}_{k}']:6.1f}" for k in _TIMES)
+                    for p in paths), flush=True)
     rows.append(row)
-  keys = ["forward_ms", "grad_input_ms", "grad_kernel_ms"]
-  totals = " / ".join(f"{sum(r[k] for r in rows):6.1f}" for k in keys)
-  line = f"  {'all layers':17s} {'':>18s} {'':>4s} {sum(r['gflop'] for r in rows):6.2f}   {totals}"
-  if with_torch:
-    line += "   " + " / ".join(f"{sum(r['torch_' + k] for r in rows):6.1f}" for k in keys)
-  print(line, flush=True)
+  print(f"  {'all layers':17s} {'':>18s} {'':>4s} {sum(r['gflop'] for r in rows):6.2f}"
+        + "".join("   " + " / ".join(f"{sum(r[f'{p}_{k}'] for r in rows):6.1f}" for k in _TIMES)
+                  for p in paths), flush=True)
   return rows

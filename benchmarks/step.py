@@ -9,6 +9,9 @@ pipeline is timed separately on the embedded dataset with the experiment's data 
 `data_wait_fraction` is the share of a step the model would wait for data if both ran on the
 same cores one after the other (step time / (step time + batch time)). MFU is achieved FLOP/s
 (XLA's cost analysis of the compiled step) over this machine's measured f32 matmul rate.
+On the CPU each step is timed on both convolution paths (`--kernels=onednn,xla`): oneDNN's
+kernels as custom calls (avjax.models.onednn, the default there) and XLA's own. XLA's cost
+analysis cannot see into a custom call, so both paths' FLOPs are those of the XLA step.
 `--towers` (on by default) also times each tower alone, forward and forward+backward, to show
 where a step's time goes; `--layers` goes down to each convolution (benchmarks/layers.py).
 
@@ -20,7 +23,9 @@ train clips/s over PyTorch's.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import resource
 import statistics
 import time
@@ -31,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from avjax import config as config_lib
+from avjax.models import onednn
 from benchmarks import layers
 from data_pipeline import media
 
@@ -44,6 +50,8 @@ _JSON_OUT = flags.DEFINE_string("json_out", "", "Also write the results here.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the same step in PyTorch, when installed.")
 _LAYERS = flags.DEFINE_bool("layers", False, "Also time each tower convolution's forward, input "
                             "gradient and kernel gradient alone (and in PyTorch when installed).")
+_KERNELS = flags.DEFINE_list("kernels", ["onednn", "xla"], "Convolution paths to time: onednn "
+                              "(CPU only; skipped with a note where it is unavailable), xla.")
 _TOWERS = flags.DEFINE_bool("towers", True, "Also time each tower's forward and forward+backward "
                             "pass alone (where the step's time goes).")
 
@@ -84,45 +92,84 @@ def _synthetic_batch(config, batch: int) -> dict:
   }
 
 
-def bench_model(spec: str, batch: int, steps: int, peak: float) -> dict:
-  """Train-step and eval figures of one experiment variant."""
+@contextlib.contextmanager
+def conv_kernels(kernels: str):
+  """Programs traced inside run their convolutions on `kernels` ($AVJAX_CONV_KERNELS)."""
+  saved = os.environ.get(onednn.ENV)
+  os.environ[onednn.ENV] = kernels
+  try:
+    yield
+  finally:
+    if saved is None:
+      os.environ.pop(onednn.ENV)
+    else:
+      os.environ[onednn.ENV] = saved
+
+
+def kernel_paths(asked: list[str]) -> list[str]:
+  """The paths of `asked` that run here, XLA's first (its FLOPs serve both); notes the rest."""
+  unknown = sorted(set(asked) - {"onednn", "xla"})
+  if unknown:
+    raise app.UsageError(f"--kernels: unknown {', '.join(unknown)}; use onednn, xla")
+  paths = [k for k in ("xla", "onednn") if k in asked]
+  if "onednn" in paths and (jax.default_backend() != "cpu" or not onednn.version()):
+    print("oneDNN kernels " + ("are CPU-only" if jax.default_backend() != "cpu"
+                               else "unavailable here (see the warning above)")
+          + ": not timed")
+    paths.remove("onednn")
+  return paths
+
+
+def bench_model(spec: str, batch: int, steps: int, peak: float, kernels: str = "xla",
+                flops_per_step: float = 0.0) -> dict:
+  """Train-step and eval figures of one experiment variant with its convolutions on `kernels`;
+  MFU from `flops_per_step` when given (the XLA step's), else this step's cost analysis."""
   # Imported here: the trainer pulls in the data pipeline, not needed for --help.
   from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from avjax.train import state as state_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.get_config(spec, [f"train.batch_size={batch}"])
-  s = loop.setup(config)
-  device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
-
-  start = time.perf_counter()
-  compiled = s.train_step.lower(s.state, device_batch).compile()
-  compile_s = time.perf_counter() - start
-  # XLA's cost analysis of a partitioned step counts one device's share.
-  flops_per_step = _flops(compiled) * jax.device_count()
-
-  state, metrics = compiled(s.state, device_batch)  # warm-up
-  jax.block_until_ready(metrics)
-  times = []
-  for _ in range(steps):
+  with conv_kernels(kernels):
+    s = loop.setup(config)
+    device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
     start = time.perf_counter()
-    state, metrics = compiled(state, device_batch)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - start)
-  step_s = statistics.median(times)
+    compiled = s.train_step.lower(s.state, device_batch).compile()
+    compile_s = time.perf_counter() - start
+    # XLA's cost analysis of a partitioned step counts one device's share.
+    flops_per_step = flops_per_step or _flops(compiled) * jax.device_count()
 
-  infer_s = layers.median_seconds(s.infer, state, device_batch["image"], device_batch["audio"],
-                                  repeats=steps)
+    state, metrics = compiled(s.state, device_batch)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      state, metrics = compiled(state, device_batch)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    infer_s = layers.median_seconds(s.infer, state, device_batch["image"],
+                                    device_batch["audio"], repeats=steps)
 
   achieved = flops_per_step / step_s if flops_per_step else 0.0
   return {
-      "experiment": spec, "batch_size": batch, "devices": jax.device_count(),
-      "params": state_lib.count_params(state.params),
+      "experiment": spec, "kernels": kernels, "batch_size": batch,
+      "devices": jax.device_count(), "params": state_lib.count_params(state.params),
       "train_clips_per_s": batch / step_s, "train_step_s": step_s,
-      "gflop_per_clip": flops_per_step / batch / 1e9,
+      "flops_per_step": flops_per_step, "gflop_per_clip": flops_per_step / batch / 1e9,
       "achieved_gflops": achieved / 1e9, "mfu": achieved / peak if peak else 0.0,
       "compile_s": compile_s,
       "eval_clips_per_s": batch / infer_s,
       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
   }, config, s
+
+
+def xla_step_flops(spec: str, batch: int) -> float:
+  """FLOPs of the XLA step (compiled, not run): what a oneDNN-only run's MFU is measured by."""
+  from avjax.train import loop  # pylint: disable=g-import-not-at-top
+  config = config_lib.get_config(spec, [f"train.batch_size={batch}"])
+  with conv_kernels("xla"):
+    s = loop.setup(config)
+    device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
+    return _flops(s.train_step.lower(s.state, device_batch).compile()) * jax.device_count()
 
 
 def bench_towers(config, batch: int, steps: int) -> dict:
@@ -183,39 +230,56 @@ def main(argv) -> None:
   peak = matmul_peak_flops()
   print(f"f32 matmul peak of this machine: {peak / 1e9:.1f} GFLOP/s "
         f"({jax.device_count()} {jax.devices()[0].platform} device(s))")
+  paths = kernel_paths(_KERNELS.value)
+  if "onednn" in paths:
+    print(f"oneDNN {onednn.version()} kernels (OpenMP threads: "
+          f"{os.environ.get('OMP_NUM_THREADS', 'all cores')})")
   rows = []
   for name in _EXPERIMENTS.value:
     for variant in _VARIANTS.value:
       spec = f"{name}:{variant}"
       default_batch = 8 if variant == "paper" else config_lib.get_config(spec).train.batch_size
-      row, config, s = bench_model(spec, _BATCH.value or default_batch, _STEPS.value, peak)
+      batch = _BATCH.value or default_batch
+      spec_rows, flops = [], 0.0 if "xla" in paths else xla_step_flops(spec, batch)
+      for kernels in paths:
+        row, config, s = bench_model(spec, batch, _STEPS.value, peak, kernels, flops)
+        flops = row["flops_per_step"]
+        if _TOWERS.value:
+          with conv_kernels(kernels):
+            row.update(bench_towers(config, batch, _STEPS.value))
+        spec_rows.append(row)
       versus = ""
-      if baseline:  # right after avjax's step, so both see the same load on a shared machine
-        torch_row = baseline.time_train_step(config, row["batch_size"], _STEPS.value,
-                                             _synthetic_batch(config, row["batch_size"]))
-        row.update(torch_train_clips_per_s=torch_row["clips_per_s"],
-                   ratio_vs_torch=row["train_clips_per_s"] / torch_row["clips_per_s"])
-        versus = (f", PyTorch {row['torch_train_clips_per_s']:.2f} clips/s "
-                  f"(avjax/PyTorch {row['ratio_vs_torch']:.2f})")
-      if _TOWERS.value:
-        row.update(bench_towers(config, row["batch_size"], _STEPS.value))
-        versus += (f"; towers fwd / fwd+bwd ms: vision {row['vision_forward_ms']:.1f} / "
-                   f"{row['vision_forward_backward_ms']:.1f}, audio {row['audio_forward_ms']:.1f}"
-                   f" / {row['audio_forward_backward_ms']:.1f}")
+      if baseline:  # right after avjax's steps, so all see the same load on a shared machine
+        torch_row = baseline.time_train_step(config, batch, _STEPS.value,
+                                             _synthetic_batch(config, batch))
+        for row in spec_rows:
+          row.update(torch_train_clips_per_s=torch_row["clips_per_s"],
+                     ratio_vs_torch=row["train_clips_per_s"] / torch_row["clips_per_s"])
+        versus = f"; PyTorch {torch_row['clips_per_s']:.2f} clips/s"
       if _LAYERS.value:
-        print(f"{spec} convolutions, batch {row['batch_size']}:")
-        row["layers"] = layers.profile(config, row["batch_size"], _STEPS.value,
-                                       with_torch=baseline is not None)
+        print(f"{spec} convolutions, batch {batch}:")
+        profile = layers.profile(config, batch, _STEPS.value, with_torch=baseline is not None,
+                                 kernels=tuple(paths))
+        for row in spec_rows:
+          row["layers"] = profile
       pipe = bench_pipeline(config, s, _PIPELINE_BATCHES.value)
-      batch_s = row["batch_size"] / pipe
-      row.update(pipeline_clips_per_s=pipe,
-                 data_wait_fraction=batch_s / (batch_s + row["train_step_s"]))
-      rows.append(row)
-      print(f"{spec:11s} batch {row['batch_size']:3d}: train {row['train_clips_per_s']:7.2f} "
-            f"clips/s, {row['achieved_gflops']:6.1f} GFLOP/s (MFU {row['mfu']:.0%}), "
-            f"compile {row['compile_s']:.1f} s, eval {row['eval_clips_per_s']:.1f} clips/s, "
-            f"pipeline {pipe:.1f} clips/s, peak RSS {row['peak_rss_mib']:.0f} MiB{versus}",
-            flush=True)
+      batch_s = batch / pipe
+      for row in spec_rows:
+        row.update(pipeline_clips_per_s=pipe,
+                   data_wait_fraction=batch_s / (batch_s + row["train_step_s"]))
+        line = (f"{spec:11s} {row['kernels']:6s} batch {batch:3d}: train "
+                f"{row['train_clips_per_s']:7.2f} clips/s, {row['achieved_gflops']:6.1f} GFLOP/s "
+                f"(MFU {row['mfu']:.0%}), compile {row['compile_s']:.1f} s, eval "
+                f"{row['eval_clips_per_s']:.1f} clips/s, pipeline {pipe:.1f} clips/s, peak RSS "
+                f"{row['peak_rss_mib']:.0f} MiB")
+        if baseline:
+          line += f"{versus} (avjax/PyTorch {row['ratio_vs_torch']:.2f})"
+        if _TOWERS.value:
+          line += (f"; towers fwd / fwd+bwd ms: vision {row['vision_forward_ms']:.1f} / "
+                   f"{row['vision_forward_backward_ms']:.1f}, audio "
+                   f"{row['audio_forward_ms']:.1f} / {row['audio_forward_backward_ms']:.1f}")
+        print(line, flush=True)
+      rows.extend(spec_rows)
   result = {"matmul_peak_gflops": peak / 1e9, "rows": rows}
   if _JSON_OUT.value:
     with open(_JSON_OUT.value, "w") as f:

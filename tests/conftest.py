@@ -11,6 +11,12 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.expanduser("~/.cache/avjax/jax-tests"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+# The towers' convolutions run on oneDNN's kernels throughout, the subprocesses' (eight fake
+# devices, two processes) included, so a library that fails to build fails the suite instead
+# of falling back unseen. Where oneDNN cannot be built, AVJAX_CONV_KERNELS=auto (or xla) runs
+# the suite on XLA's kernels. tests/test_onednn.py covers the fallback itself.
+os.environ.setdefault("AVJAX_CONV_KERNELS", "onednn")
+
 # Grain worker processes read absl flags; in tests nothing else parses them.
 flags.FLAGS.mark_as_parsed()
 

@@ -1,7 +1,8 @@
 """The benchmark's command line on a tiny net, with the PyTorch baseline off or not installed:
-the JSON has every figure (positive), no PyTorch keys, a missing PyTorch is one note, and the
-FLOPs per clip do not depend on how many devices share the step; the per-convolution
-profiler (--layers) times a layer's forward and both gradients."""
+the JSON has every figure (positive) for each convolution path (oneDNN, XLA), no PyTorch keys,
+a missing PyTorch is one note, and the FLOPs per clip do not depend on the path or on how many
+devices share the step; the per-convolution profiler (--layers) times a layer's forward and
+both gradients on each path."""
 
 import json
 import os
@@ -24,8 +25,8 @@ ROW_KEYS = ("train_clips_per_s", "train_step_s", "gflop_per_clip", "achieved_gfl
 HANG_S = 1500  # seconds: a hang, not a slow machine
 
 
-def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, dict]:
-  """(stdout, the JSON row) of the bench on avol:tiny over `devices` CPU devices."""
+def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, list[dict]]:
+  """(stdout, the JSON rows) of the bench on avol:tiny over `devices` CPU devices."""
   # A `torch` package that fails to import stands for an environment without PyTorch.
   hidden = tmp_path / "no_torch" / "torch"
   hidden.mkdir(parents=True, exist_ok=True)
@@ -44,23 +45,28 @@ def _bench(tmp_path, torch_flag: str, devices: int, *extra: str) -> tuple[str, d
   with open(out) as f:
     result = json.load(f)
   assert result["matmul_peak_gflops"] > 0
-  [row] = result["rows"]
-  return proc.stdout, row
+  return proc.stdout, result["rows"]
 
 
 def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_dir):
   rows = []
-  for torch_flag, devices in (("--torch=false", 1), ("--torch=true", 2)):
-    stdout, row = _bench(tmp_path, torch_flag, devices)
+  # Both paths on one device; oneDNN alone on two (its FLOPs then come from an XLA compile).
+  for torch_flag, devices, kernels in (("--torch=false", 1, "onednn,xla"),
+                                       ("--torch=true", 2, "onednn")):
+    stdout, found = _bench(tmp_path, torch_flag, devices, f"--kernels={kernels}")
     assert stdout.count(NOTE) == (1 if torch_flag == "--torch=true" else 0), stdout
-    assert row["experiment"] == "avol:tiny" and row["batch_size"] == 8
-    assert row["devices"] == devices
-    for key in ROW_KEYS:
-      assert row[key] > 0, key
-    assert 0 < row["data_wait_fraction"] < 1
-    assert "torch_train_clips_per_s" not in row and "ratio_vs_torch" not in row
-    assert "layers" not in row  # only with --layers
-    rows.append(row)
+    assert [row["kernels"] for row in found] == [k for k in ("xla", "onednn") if k in kernels]
+    for row in found:
+      assert row["experiment"] == "avol:tiny" and row["batch_size"] == 8
+      assert row["devices"] == devices
+      for key in ROW_KEYS:
+        assert row[key] > 0, key
+      assert 0 < row["data_wait_fraction"] < 1
+      assert "torch_train_clips_per_s" not in row and "ratio_vs_torch" not in row
+      assert "layers" not in row  # only with --layers
+      assert f"avol:tiny   {row['kernels']:6s} batch   8: train" in stdout
+    rows.extend(found)
+  assert rows[0]["gflop_per_clip"] == rows[1]["gflop_per_clip"]  # one count for both paths
   # The towers' convolutions (--layers) are most of the step's forward FLOPs: fwd + 2x bwd.
   config = config_lib.get_config("avol:tiny")
   convs = layers.conv_layers(config, rows[0]["batch_size"])
@@ -69,7 +75,7 @@ def test_bench_runs_without_pytorch_on_one_and_two_devices(tmp_path, embedded_di
   conv_gflop_per_clip = sum(c.gflop for c in convs) / rows[0]["batch_size"]
   assert 0.2 < conv_gflop_per_clip / rows[0]["gflop_per_clip"] < 0.35
   # FLOPs per clip are the net's, whatever the number of devices the step is split over.
-  assert rows[1]["gflop_per_clip"] == pytest.approx(rows[0]["gflop_per_clip"], rel=0.15)
+  assert rows[2]["gflop_per_clip"] == pytest.approx(rows[0]["gflop_per_clip"], rel=0.15)
 
 
 def test_each_convolution_is_timed_forward_and_both_gradients():
@@ -78,6 +84,7 @@ def test_each_convolution_is_timed_forward_and_both_gradients():
   config = config_lib.get_config("avol:tiny")
   convs = layers.conv_layers(config, 8)
   for layer in (convs[0], convs[-1]):
-    timed = layers.time_avjax(layer, repeats=1)
-    assert min(timed["forward_ms"], timed["grad_input_ms"], timed["grad_kernel_ms"]) > 0
-    assert not any(k.startswith("torch_") for k in timed)
+    for kernels in ("onednn", "xla"):
+      timed = layers.time_avjax(layer, repeats=1, kernels=kernels)
+      assert min(timed["forward_ms"], timed["grad_input_ms"], timed["grad_kernel_ms"]) > 0
+      assert not any(k.startswith("torch_") for k in timed)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import limits
-from avjax.models import conv
+from avjax.models import conv, onednn
 
 
 def _reference_conv(x, kernel, stride):
@@ -39,20 +39,41 @@ def test_kernel_grad_equals_xla_kernel_gradient(shape, features):
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("row_folded", [True, False])
-def test_conv3x3_values_and_gradients_match_xla(stride, row_folded, monkeypatch):
-  monkeypatch.setattr(conv, "prefers_row_folded", lambda *shape: row_folded)
-  x, kernel = _inputs((2, 11, 8, 3), 4)
-  np.testing.assert_allclose(conv.conv3x3(x, kernel, stride), _reference_conv(x, kernel, stride),
-                             rtol=1e-5, atol=1e-5)
+# Odd maps, 1 and 3 input channels, batch 1; the towers' first layers have stride 2.
+_SHAPES = [((2, 11, 8, 3), 4), ((1, 7, 9, 1), 3), ((3, 5, 6, 4), 6), ((1, 1, 1, 2), 3)]
 
-  def loss(fn):
-    return lambda x_, k_: jnp.sum(jnp.sin(fn(x_, k_, stride)))
-  got = jax.jit(jax.grad(loss(conv.conv3x3), argnums=(0, 1)))(x, kernel)
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape, features", _SHAPES)
+@pytest.mark.parametrize("kernels, row_folded", [("onednn", None), ("xla", True),
+                                                 ("xla", False)])
+def test_conv3x3_values_and_gradients_match_xla(stride, shape, features, kernels, row_folded,
+                                                monkeypatch):
+  if row_folded is not None:
+    monkeypatch.setattr(conv, "prefers_row_folded", lambda *shape: row_folded)
+  x, kernel = _inputs(shape, features)
+  np.testing.assert_allclose(conv.conv3x3(x, kernel, stride, kernels),
+                             _reference_conv(x, kernel, stride), rtol=1e-5, atol=1e-5)
+
+  def loss(fn, *extra):
+    return lambda x_, k_: jnp.sum(jnp.sin(fn(x_, k_, stride, *extra)))
+  grad = jax.jit(jax.grad(loss(conv.conv3x3, kernels), argnums=(0, 1)))
+  text = grad.lower(x, kernel).as_text()
+  # the path asked for is the path compiled: three custom calls, or XLA's convolutions only
+  assert text.count("avjax_conv3x3_") == (3 if kernels == "onednn" else 0)
+  got = grad(x, kernel)
   expected = jax.grad(loss(_reference_conv), argnums=(0, 1))(x, kernel)
   for g, e in zip(got, expected):
     np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_conv3x3_runs_on_onednn_on_the_cpu_by_default():
+  """This machine builds the library (./run.sh does), so f32 takes oneDNN and bf16 XLA."""
+  x, kernel = _inputs((1, 6, 6, 2), 3)
+  assert conv.choose_kernels(x, kernel) == "onednn"
+  assert conv.choose_kernels(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)) == "xla"
+  assert "avjax_conv3x3_forward" in jax.jit(conv.conv3x3).lower(x, kernel).as_text()
+  assert onednn.version().startswith("3.")
 
 
 def test_row_folded_gradient_is_chosen_where_it_is_faster(monkeypatch):
@@ -61,7 +82,7 @@ def test_row_folded_gradient_is_chosen_where_it_is_faster(monkeypatch):
   def convolutions(batch, hw, channels):
     x = jax.ShapeDtypeStruct((batch, *hw, channels), jnp.float32)
     kernel = jax.ShapeDtypeStruct((3, 3, channels, channels), jnp.float32)
-    grad = jax.jit(jax.grad(lambda k, x_: jnp.sum(conv.conv3x3(x_, k) ** 2)))
+    grad = jax.jit(jax.grad(lambda k, x_: jnp.sum(conv.conv3x3(x_, k, 1, "xla") ** 2)))
     return grad.lower(kernel, x).as_text().count("stablehlo.convolution")
   assert convolutions(8, (112, 112), 64) == 1 + 3  # the forward, then one per kernel row
   assert convolutions(8, (257, 200), 64) == 1 + 3
@@ -115,21 +136,32 @@ from avjax.models import conv
 conv.prefers_row_folded = lambda *shape: True
 x = jax.random.normal(jax.random.PRNGKey(0), (8, 12, 10, 3))
 k = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 5)) * 0.1
-grad = jax.jit(jax.grad(lambda x_, k_: jnp.sum(jnp.sin(conv.conv3x3(x_, k_))), argnums=(0, 1)))
-one = grad(x, k)
 mesh = Mesh(np.array(jax.devices()), ("data",))
-sharded = grad(jax.device_put(x, NamedSharding(mesh, P("data"))),
-               jax.device_put(k, NamedSharding(mesh, P())))
+xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+ks = jax.device_put(k, NamedSharding(mesh, P()))
 assert jax.device_count() == 4
-for a, b in zip(one, sharded):
-  np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+for kernels in ("onednn", "xla"):
+  for stride in (1, 2):
+    grad = jax.jit(jax.grad(lambda x_, k_: jnp.sum(jnp.sin(conv.conv3x3(x_, k_, stride, kernels))),
+                            argnums=(0, 1)))
+    one = grad(x, k)
+    sharded = grad(xs, ks)
+    for a, b in zip(one, sharded):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert sharded[0].sharding.spec == P("data")
+    if kernels == "onednn":
+      calls = [line for line in grad.lower(xs, ks).compile().as_text().splitlines()
+               if 'custom_call_target="avjax_conv3x3_' in line]
+      # each device convolves its own 2 clips: no call sees the whole batch of 8
+      assert len(calls) == 3 and all("f32[2,12,10,3]" in line for line in calls), calls
 print("ok")
 """
 
 
-def test_row_folded_gradient_under_batch_sharding():
-  """The gradient folds the batch into the contracted features; with the batch split over
-  devices XLA must sum the devices' parts."""
+def test_convolutions_under_batch_sharding():
+  """With the batch split over devices, oneDNN's calls run per shard (the kernel gradient
+  summed over them) and XLA's row-folded gradient sums the devices' parts: both give the
+  one-device gradients."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
   proc = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True,
                         text=True, timeout=limits.HANG_S, check=False)

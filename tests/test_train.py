@@ -264,8 +264,10 @@ from avjax import config as config_lib
 from avjax.train import loop
 sys.path.insert(0, {tests!r})
 from test_train import saved_params
+from avjax.models import conv
 loop.train_and_evaluate(config_lib.get_config("avol:tiny", ["train.num_steps=2"]), {workdir!r})
-np.savez({out!r}, devices=jax.device_count(), **saved_params({workdir!r}, 2))
+kernels = conv.choose_kernels(np.ones((1, 3, 3, 1), np.float32), np.ones((3, 3, 1, 1), np.float32))
+np.savez({out!r}, devices=jax.device_count(), kernels=kernels, **saved_params({workdir!r}, 2))
 """
 
 
@@ -282,6 +284,8 @@ def _train_on_devices(tmp_path, devices: int) -> dict:
 def test_eight_devices_compute_what_one_device_computes(tmp_path, embedded_dir):
   one, eight = _train_on_devices(tmp_path, 1), _train_on_devices(tmp_path, 8)
   assert one.pop("devices") == 1 and eight.pop("devices") == 8
+  # the suite runs on oneDNN's kernels (conftest), per shard on eight devices
+  assert one.pop("kernels") == eight.pop("kernels") == "onednn"
   for key in one:  # same global batch; only the reduction order differs
     np.testing.assert_allclose(one[key], eight[key], rtol=1e-4, atol=3e-5, err_msg=key)
 

@@ -12,7 +12,11 @@ slides a 1-D window along the columns, once per kernel row. Measured on a 2-core
 36 / 48, batch 8 at 112x112x16 4.5 / 7.3, batch 32 at 56x56x32 26 / 79. `prefers_row_folded`
 encodes that: large maps (the first block at paper size, L3-Net's first two), wide layers,
 batch of 8 or more. Only on the CPU backend: GPUs and TPUs keep their own kernels.
-`./run.sh bench --layers` times each layer's three convolutions.
+
+On the CPU backend all three convolutions of an f32 layer run instead on oneDNN's kernels
+(`avjax.models.onednn`, the kernels PyTorch's CPU convolutions use) when its library builds and
+loads; $AVJAX_CONV_KERNELS=xla keeps XLA's (the row-folded kernel gradient included).
+`./run.sh bench --layers` times each layer's three convolutions on both.
 
 `max_pool_2x2` is a 2x2/2 max-pool (VALID: an odd last row or column is dropped, as in
 `nn.max_pool`) written as a reshape and a max: its gradient is an elementwise mask, where
@@ -27,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from avjax.models import onednn
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -37,7 +43,7 @@ def prefers_row_folded(batch: int, height: int, width: int, in_channels: int,
           and jax.default_backend() == "cpu")
 
 
-def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
+def _xla_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int) -> jnp.ndarray:
   return lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
                                   dimension_numbers=_DIMENSIONS)
 
@@ -61,26 +67,57 @@ def kernel_grad(x: jnp.ndarray, grad_out: jnp.ndarray) -> jnp.ndarray:
   return jnp.stack(rows).transpose(0, 2, 1, 3)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv3x3(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1) -> jnp.ndarray:
-  """A SAME 3x3 convolution, NHWC x HWIO -> NHWC."""
-  return _conv(x, kernel, stride)
+KERNELS = ("onednn", "xla")  # the values of conv3x3's `kernels`
 
 
-def _conv3x3_forward(x, kernel, stride):
-  return _conv(x, kernel, stride), (x, kernel)
+def choose_kernels(x: jnp.ndarray, kernel: jnp.ndarray) -> str:
+  """"onednn" for f32 on the CPU backend when its library is available (and not switched off
+  by $AVJAX_CONV_KERNELS), else "xla"."""
+  if x.dtype == jnp.float32 and kernel.dtype == jnp.float32 and onednn.enabled():
+    return "onednn"
+  return "xla"
 
 
-def _conv3x3_backward(stride, residuals, grad_out):
+def conv3x3(x: jnp.ndarray, kernel: jnp.ndarray, stride: int = 1,
+            kernels: str | None = None) -> jnp.ndarray:
+  """A SAME 3x3 convolution, NHWC x HWIO -> NHWC, on `kernels` (default: `choose_kernels`).
+
+  The choice is a static argument of the traced function, so a program traced on one path is
+  never reused for the other."""
+  kernels = kernels or choose_kernels(x, kernel)
+  if kernels not in KERNELS:
+    raise ValueError(f"kernels={kernels!r}; use one of {KERNELS}")
+  return _conv3x3(x, kernel, stride, kernels)
+
+
+def _conv(x, kernel, stride, kernels):
+  if kernels == "onednn":
+    return onednn.forward(x, kernel, stride)
+  return _xla_conv(x, kernel, stride)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv3x3(x, kernel, stride, kernels):
+  return _conv(x, kernel, stride, kernels)
+
+
+def _conv3x3_forward(x, kernel, stride, kernels):
+  return _conv(x, kernel, stride, kernels), (x, kernel)
+
+
+def _conv3x3_backward(stride, kernels, residuals, grad_out):
   x, kernel = residuals
-  _, pullback = jax.vjp(lambda x_, k_: _conv(x_, k_, stride), x, kernel)
+  if kernels == "onednn":
+    return (onednn.input_grad(grad_out, kernel, x.shape, stride),
+            onednn.kernel_grad(x, grad_out, stride))
+  _, pullback = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride), x, kernel)
   grad_x, grad_kernel = pullback(grad_out)  # XLA drops whichever half is replaced below
   if stride == 1 and prefers_row_folded(*x.shape, grad_out.shape[-1]):
     grad_kernel = kernel_grad(x, grad_out).astype(kernel.dtype)
   return grad_x, grad_kernel
 
 
-conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
+_conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 
 class Conv3x3(nn.Module):

@@ -29,7 +29,7 @@ ensure_env() {
     "$PY" -m pip install -q --no-deps "tinysoundfont>=0.3,<1"
     # oneDNN's CPU convolutions, compiled here against the installed jaxlib and oneDNN wheel;
     # where that fails avjax says so in one line and runs XLA's kernels.
-    "$PY" -m avjax.models.onednn.build >/dev/null || true
+    "$PY" -m avjax.models.onednn >/dev/null || true
     echo "$want" > "$stamp"
   fi
 }

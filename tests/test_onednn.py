@@ -44,8 +44,10 @@ def unavailable(monkeypatch):
   def fail():
     raise build.BuildError("no oneDNN headers and library under /nowhere")
   monkeypatch.setattr(onednn, "_load", fail)
+  onednn._loaded.cache_clear()
   onednn._warn_once.cache_clear()
   yield
+  onednn._loaded.cache_clear()
   onednn._warn_once.cache_clear()
 
 

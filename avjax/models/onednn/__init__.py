@@ -49,7 +49,6 @@ def mode() -> str:
   return value
 
 
-@functools.lru_cache(maxsize=None)
 def _load() -> str:
   """Builds (once per setup) and loads the library, registers its targets; its oneDNN version."""
   lib = ctypes.cdll.LoadLibrary(build.library_path())
@@ -66,21 +65,23 @@ def _warn_once(reason: str) -> None:
         f"{ENV}=xla silences this", file=sys.stderr)
 
 
-def version() -> str:
-  """The oneDNN version the kernels run on ('' when unavailable)."""
+@functools.lru_cache(maxsize=None)
+def _loaded() -> tuple[str, str]:
+  """(oneDNN version, '') once the library is loaded and its targets registered; else ('', why
+  it cannot be). Asked once per process: a failed build is not tried again at every layer."""
   try:
-    return _load()
-  except (build.BuildError, OSError, AttributeError):
-    return ""
+    return _load(), ""
+  except (build.BuildError, OSError, AttributeError) as e:
+    return "", (str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 def _unavailable_reason() -> str:
-  """'' once the library is loaded and its targets registered; else why it cannot be."""
-  try:
-    _load()
-    return ""
-  except (build.BuildError, OSError, AttributeError) as e:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+  return _loaded()[1]
+
+
+def version() -> str:
+  """The oneDNN version the kernels run on ('' when unavailable)."""
+  return _loaded()[0]
 
 
 def require() -> None:

@@ -1,6 +1,6 @@
 """Compiles conv3x3.cc against jaxlib's XLA FFI headers and oneDNN into a shared library.
 
-`python -m avjax.models.onednn.build` builds it (`./run.sh` does so once per environment);
+`python -m avjax.models.onednn` builds it (`./run.sh` does so once per environment);
 `library_path()` builds it on first use otherwise. The library lands in a cache folder
 ($AVJAX_ONEDNN_CACHE, default ~/.cache/avjax/onednn) under a name that hashes the source, the
 jaxlib version, the oneDNN library and the compiler command, so a change to any of them builds
@@ -106,7 +106,3 @@ def main() -> None:
   except BuildError as e:
     # Not fatal: avjax then runs XLA's convolutions and says so once.
     print(f"warning: oneDNN kernels not built: {e}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-  main()

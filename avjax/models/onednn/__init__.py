@@ -149,9 +149,10 @@ def _replicated(mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def _per_shard_rule(fn, *static):
-  """custom_partitioning of fn(a, b): a's batch split kept, b replicated, result split as a."""
-  wrapped = custom_partitioning(fn, static_argnums=tuple(range(2, 2 + len(static))))
+def _per_shard_rule(fn, n_static: int):
+  """custom_partitioning of fn(a, b, *statics): a's batch split kept, b replicated, the result
+  split as a."""
+  wrapped = custom_partitioning(fn, static_argnums=tuple(range(2, 2 + n_static)))
 
   def infer(*args):
     mesh, arg_shapes, result_shape = args[-3:]
@@ -198,15 +199,9 @@ def _kernel_grad_partitioned():
   return wrapped
 
 
-_forward_partitioned = _per_shard_rule(_forward, "stride")
+_forward_partitioned = _per_shard_rule(_forward, 1)  # stride
+_input_grad_partitioned = _per_shard_rule(_input_grad, 2)  # x_shape, stride
 _kernel_grad_sharded = _kernel_grad_partitioned()
-
-
-def _input_grad_rule(grad_out, kernel, x_shape, stride):
-  return _input_grad(grad_out, kernel, x_shape, stride)
-
-
-_input_grad_partitioned = _per_shard_rule(_input_grad_rule, "x_shape", "stride")
 
 
 def forward(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:

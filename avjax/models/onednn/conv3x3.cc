@@ -280,26 +280,18 @@ ffi::Error KernelGrad(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3Forward, Forward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride"));
+// All three take two f32 operands and the stride, and return one f32 result.
+auto Binding() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("stride");
+}
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3InputGrad, InputGrad,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3KernelGrad, KernelGrad,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3Forward, Forward, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3InputGrad, InputGrad, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AvjaxConv3x3KernelGrad, KernelGrad, Binding());
 
 // The oneDNN version this library runs on, for the benchmark's header line.
 extern "C" const char* AvjaxOnednnVersion() {

@@ -117,23 +117,30 @@ def kernel_paths(asked: list[str]) -> list[str]:
                                else "unavailable here (see the warning above)")
           + ": not timed")
     paths.remove("onednn")
+  if not paths:
+    raise app.UsageError("--kernels: nothing to time here; add xla")
   return paths
+
+
+def _compile_step(config, batch: int):
+  """(setup, a synthetic device batch, the compiled train step, compile seconds)."""
+  # Imported here: the trainer pulls in the data pipeline, not needed for --help.
+  from avjax.train import loop  # pylint: disable=g-import-not-at-top
+  s = loop.setup(config)
+  device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
+  start = time.perf_counter()
+  compiled = s.train_step.lower(s.state, device_batch).compile()
+  return s, device_batch, compiled, time.perf_counter() - start
 
 
 def bench_model(spec: str, batch: int, steps: int, peak: float, kernels: str = "xla",
                 flops_per_step: float = 0.0) -> dict:
   """Train-step and eval figures of one experiment variant with its convolutions on `kernels`;
   MFU from `flops_per_step` when given (the XLA step's), else this step's cost analysis."""
-  # Imported here: the trainer pulls in the data pipeline, not needed for --help.
-  from avjax.train import loop  # pylint: disable=g-import-not-at-top
   from avjax.train import state as state_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.get_config(spec, [f"train.batch_size={batch}"])
   with conv_kernels(kernels):
-    s = loop.setup(config)
-    device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
-    start = time.perf_counter()
-    compiled = s.train_step.lower(s.state, device_batch).compile()
-    compile_s = time.perf_counter() - start
+    s, device_batch, compiled, compile_s = _compile_step(config, batch)
     # XLA's cost analysis of a partitioned step counts one device's share.
     flops_per_step = flops_per_step or _flops(compiled) * jax.device_count()
 
@@ -164,12 +171,9 @@ def bench_model(spec: str, batch: int, steps: int, peak: float, kernels: str = "
 
 def xla_step_flops(spec: str, batch: int) -> float:
   """FLOPs of the XLA step (compiled, not run): what a oneDNN-only run's MFU is measured by."""
-  from avjax.train import loop  # pylint: disable=g-import-not-at-top
   config = config_lib.get_config(spec, [f"train.batch_size={batch}"])
   with conv_kernels("xla"):
-    s = loop.setup(config)
-    device_batch = loop.to_device(_synthetic_batch(config, batch), s.batch_sharding)
-    return _flops(s.train_step.lower(s.state, device_batch).compile()) * jax.device_count()
+    return _flops(_compile_step(config, batch)[2]) * jax.device_count()
 
 
 def bench_towers(config, batch: int, steps: int) -> dict:
@@ -248,14 +252,12 @@ def main(argv) -> None:
           with conv_kernels(kernels):
             row.update(bench_towers(config, batch, _STEPS.value))
         spec_rows.append(row)
-      versus = ""
       if baseline:  # right after avjax's steps, so all see the same load on a shared machine
         torch_row = baseline.time_train_step(config, batch, _STEPS.value,
                                              _synthetic_batch(config, batch))
         for row in spec_rows:
           row.update(torch_train_clips_per_s=torch_row["clips_per_s"],
                      ratio_vs_torch=row["train_clips_per_s"] / torch_row["clips_per_s"])
-        versus = f"; PyTorch {torch_row['clips_per_s']:.2f} clips/s"
       if _LAYERS.value:
         print(f"{spec} convolutions, batch {batch}:")
         profile = layers.profile(config, batch, _STEPS.value, with_torch=baseline is not None,
@@ -273,7 +275,8 @@ def main(argv) -> None:
                 f"{row['eval_clips_per_s']:.1f} clips/s, pipeline {pipe:.1f} clips/s, peak RSS "
                 f"{row['peak_rss_mib']:.0f} MiB")
         if baseline:
-          line += f"{versus} (avjax/PyTorch {row['ratio_vs_torch']:.2f})"
+          line += (f"; PyTorch {row['torch_train_clips_per_s']:.2f} clips/s "
+                   f"(avjax/PyTorch {row['ratio_vs_torch']:.2f})")
         if _TOWERS.value:
           line += (f"; towers fwd / fwd+bwd ms: vision {row['vision_forward_ms']:.1f} / "
                    f"{row['vision_forward_backward_ms']:.1f}, audio "

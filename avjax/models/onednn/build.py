@@ -48,13 +48,12 @@ def _libdnnl(root: str) -> str:
   return ""
 
 
-def _compile_command(root: str, out: str) -> list[str]:
+def _compile_command(root: str, lib: str, out: str) -> list[str]:
   import jax  # pylint: disable=import-outside-toplevel
-  lib_dir = os.path.dirname(_libdnnl(root))
+  lib_dir = os.path.dirname(lib)
   return [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w",
           "-I" + jax.ffi.include_dir(), "-I" + os.path.join(root, "include"), SOURCE,
-          "-L" + lib_dir, "-l:" + os.path.basename(_libdnnl(root)), "-Wl,-rpath," + lib_dir,
-          "-o", out]
+          "-L" + lib_dir, "-l:" + os.path.basename(lib), "-Wl,-rpath," + lib_dir, "-o", out]
 
 
 def _cache_dir() -> str:
@@ -75,7 +74,7 @@ def library_path(verbose: bool = True) -> str:
   stat = os.stat(lib)
   digest.update(f"{jaxlib.__version__} {os.path.realpath(lib)} {stat.st_size} "
                 f"{stat.st_mtime_ns}".encode())
-  digest.update(" ".join(_compile_command(root, "OUT")).encode())
+  digest.update(" ".join(_compile_command(root, lib, "OUT")).encode())
   cache = _cache_dir()
   out = os.path.join(cache, f"libavjax_onednn-{digest.hexdigest()[:16]}.so")
   if os.path.exists(out):
@@ -89,7 +88,7 @@ def library_path(verbose: bool = True) -> str:
     if verbose:
       print("Building the oneDNN convolution kernels (once per setup) ...", file=sys.stderr)
     tmp = f"{out}.{os.getpid()}.tmp"
-    result = subprocess.run(_compile_command(root, tmp), capture_output=True, text=True,
+    result = subprocess.run(_compile_command(root, lib, tmp), capture_output=True, text=True,
                             check=False)
     if result.returncode:
       if os.path.exists(tmp):
